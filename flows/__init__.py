@@ -1,0 +1,1 @@
+"""Prefect flows: each one only orchestrates tasks from the tasks package."""

@@ -1,0 +1,189 @@
+"""The ``audio-embeddings`` command: runs the same Prefect flows as the deployments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tasks.audio import AudioError
+from tasks.audio import decode as decode_audio
+from tasks.checkpoint import CheckpointNotFoundError, resolve_checkpoint
+from tasks.settings import Settings
+from tasks.sources import SourceNotFoundError
+
+app = typer.Typer(
+    help="PANNs audio embeddings: ingest a catalogue, search by audio, keep an index fresh.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+USER_ERRORS = (AudioError, CheckpointNotFoundError, SourceNotFoundError, FileNotFoundError)
+
+Checkpoint = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="Cnn14 checkpoint file (else AUDIO_EMBEDDINGS_CHECKPOINT_PATH, "
+        "~/panns_data, download)",
+    ),
+]
+IndexUri = Annotated[str | None, typer.Option("--index", help="LanceDB folder of the index")]
+SnapshotUri = Annotated[str | None, typer.Option("--snapshot", help="Delta table of embeddings")]
+
+
+def _fail(error: Exception) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code=2)
+
+
+def _preflight(checkpoint: Path | None, query: Path | None = None) -> None:
+    """Check what a user supplies before a flow starts, so mistakes read as one clear line."""
+    settings = Settings.with_overrides(checkpoint_path=checkpoint)
+    try:
+        resolve_checkpoint(settings.model_settings())
+        if query is not None:
+            decode_audio(str(query), query.read_bytes(), settings.audio_limits())
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder of audio files")],
+    snapshot: SnapshotUri = None,
+    index: IndexUri = None,
+    checkpoint: Checkpoint = None,
+    shard_size: Annotated[int | None, typer.Option(min=1, help="Files per Prefect task")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index refresh")] = False,
+) -> None:
+    """Embed new and changed files of SOURCE and commit a snapshot version."""
+    from flows.ingest import ingest as ingest_flow
+    from tasks.reports import ingest_table
+
+    _preflight(checkpoint)
+    try:
+        summary = ingest_flow(
+            source=source,
+            snapshot_uri=snapshot,
+            index_uri=index,
+            checkpoint_path=str(checkpoint) if checkpoint else None,
+            shard_size=shard_size,
+            refresh_index=not no_index,
+        )
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+    console.print(ingest_table(summary))
+    for failure in summary.failures:
+        console.print(f"[yellow]quarantined[/] {failure['message']}")
+
+
+@app.command()
+def search(
+    query: Annotated[
+        Path, typer.Argument(help="Audio file to search with", exists=True, dir_okay=False)
+    ],
+    top: Annotated[int, typer.Option(min=1, max=1000, help="How many matches")] = 10,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files under this path")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="Only files with this AudioSet label (repeatable: any of them)"),
+    ] = None,
+    index: IndexUri = None,
+    checkpoint: Checkpoint = None,
+) -> None:
+    """Find the files that sound most like QUERY."""
+    from flows.search import search as search_flow
+    from tasks.reports import search_table
+
+    _preflight(checkpoint, query)
+    try:
+        hits = search_flow(
+            query=str(query),
+            top=top,
+            path_prefix=path_prefix,
+            labels=label,
+            index_uri=index,
+            checkpoint_path=str(checkpoint) if checkpoint else None,
+        )
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+    console.print(search_table(str(query), hits))
+
+
+@app.command("refresh-index")
+def refresh_index(snapshot: SnapshotUri = None, index: IndexUri = None) -> None:
+    """Apply the snapshot changes since the version the index reflects."""
+    from flows.refresh_index import refresh_index as refresh_flow
+
+    result = refresh_flow(snapshot_uri=snapshot, index_uri=index)
+    if result is None:
+        console.print("no snapshot yet: nothing to index")
+    else:
+        console.print(
+            f"index reflects snapshot version {result.to_version} "
+            f"({result.upserted} upserted, {result.deleted} deleted)"
+        )
+
+
+@app.command("make-random-checkpoint")
+def make_random_checkpoint(
+    path: Annotated[Path, typer.Argument(help="Where to write the .pth file")],
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Write a random-weight Cnn14 checkpoint (327 MB) for offline trials and tests."""
+    from tasks.embedding import write_random_checkpoint
+
+    write_random_checkpoint(path, seed)
+    console.print(f"wrote {path} (random weights: embeddings carry no meaning)")
+
+
+@app.command("make-samples")
+def make_samples(
+    folder: Annotated[Path, typer.Argument(help="Where to write the sample catalogue")],
+) -> None:
+    """Write the synthetic sample catalogue (tones, noise, sweeps, machine sounds)."""
+    from tasks.samples import make_sample_catalogue
+
+    paths = make_sample_catalogue(folder)
+    console.print(f"{len(paths)} sample files in {folder}")
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path, typer.Option(help="Where the demo keeps its samples and stores")
+    ] = Path(".audio-embeddings/demo"),
+) -> None:
+    """The main job on the embedded default: ingest the sample catalogue, then search with one file.
+
+    Uses the official checkpoint when it can be found or downloaded; otherwise, and only here,
+    falls back to a random-weight checkpoint and says so.
+    """
+    from tasks.embedding import write_random_checkpoint
+    from tasks.samples import SAMPLE_CATALOGUE, make_sample_catalogue
+
+    samples_dir = folder / "samples"
+    make_sample_catalogue(samples_dir)
+    os.environ.setdefault("AUDIO_EMBEDDINGS_DATA_DIR", str(folder))
+    checkpoint: Path | None = None
+    try:
+        resolve_checkpoint(Settings().model_settings())
+    except CheckpointNotFoundError as error:
+        checkpoint = folder / "random-cnn14.pth"
+        console.print(f"[yellow]{error}[/]")
+        console.print(
+            f"[bold yellow]Demo falls back to a random-weight checkpoint at {checkpoint}: the "
+            "pipeline runs end to end, but similarities and labels carry no meaning.[/]"
+        )
+        if not checkpoint.exists():
+            write_random_checkpoint(checkpoint)
+    ingest(source=str(samples_dir), checkpoint=checkpoint)
+    search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
+
+
+if __name__ == "__main__":
+    app()

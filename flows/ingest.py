@@ -1,0 +1,63 @@
+"""Ingest a catalogue: list -> diff -> embed shards -> commit a snapshot -> refresh the index."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.ingestion import new_run_id
+from tasks.pipeline import (
+    commit_snapshot,
+    embed_shard_task,
+    plan_ingest,
+    refresh_index_task,
+    resolve_model,
+)
+from tasks.reports import IngestSummary, ProgressReporter, publish_ingest_summary
+from tasks.settings import Settings
+
+
+# Two workers: one shard decodes while the other holds the model (forward passes are serialised).
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def ingest(
+    source: str,
+    snapshot_uri: str | None = None,
+    index_uri: str | None = None,
+    checkpoint_path: str | None = None,
+    shard_size: int | None = None,
+    refresh_index: bool = True,
+) -> IngestSummary:
+    """Embed new and changed audio files of ``source`` (a folder) and commit one snapshot version.
+
+    Unchanged files are skipped, deleted ones removed; unusable files are quarantined with their
+    reason while the rest of the run goes on.
+    """
+    settings = Settings.with_overrides(
+        snapshot_uri=snapshot_uri,
+        index_uri=index_uri,
+        checkpoint_path=checkpoint_path,
+        shard_size=shard_size,
+    )
+    run_id = str(flow_run.id or new_run_id())
+    model = resolve_model(settings)
+    plan = plan_ingest(source, settings)
+    shards = [
+        plan.to_embed[i : i + settings.shard_size]
+        for i in range(0, len(plan.to_embed), settings.shard_size)
+    ]
+    progress = ProgressReporter(len(plan.to_embed), f"Embedding {len(plan.to_embed)} files")
+    futures = [embed_shard_task.submit(shard, source, settings, run_id) for shard in shards]
+    results = []
+    for future in as_completed(futures):
+        result = future.result()
+        results.append(result)
+        progress.advance(result.rows.num_rows + len(result.failures))
+    commit = commit_snapshot(results, plan.deleted_keys, settings, run_id)
+    refresh = refresh_index_task(settings) if refresh_index else None
+    summary = IngestSummary.build(
+        source, run_id, plan, commit, [f for r in results for f in r.failures], refresh, model
+    )
+    publish_ingest_summary(summary)
+    return summary

@@ -1,0 +1,1 @@
+"""The work of the pipeline: plain, typed functions, with thin Prefect task wrappers."""

@@ -1,0 +1,199 @@
+"""Decode any supported audio file to float32 mono at 32 kHz and cut it into windows.
+
+Formats: whatever the libsndfile bundled with soundfile reads (WAV, FLAC, OGG Vorbis/Opus, MP3,
+AIFF, AU, W64, CAF, ...). Resampling is soxr's "HQ" quality. Every way a file can be unusable
+raises ``AudioError`` with the file and a ``kind`` a user can act on; nothing here crashes a run.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import BinaryIO
+
+import numpy as np
+import soundfile
+import soxr
+
+from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits
+
+
+class AudioErrorKind(StrEnum):
+    """Why a file was rejected; stored in the quarantine table."""
+
+    EMPTY = "empty_file"
+    TOO_LARGE = "too_large"
+    NOT_AUDIO = "not_audio"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+    ZERO_LENGTH = "zero_length"
+    TOO_LONG = "too_long"
+    BAD_SAMPLE_RATE = "bad_sample_rate"
+    NON_FINITE = "non_finite_samples"
+    SILENT = "silent"
+    UNREADABLE = "unreadable"
+
+
+class AudioError(Exception):
+    """A file that cannot be embedded, with the file's name and the reason."""
+
+    def __init__(self, name: str, kind: AudioErrorKind, reason: str) -> None:
+        super().__init__(f"{name}: {reason} [{kind}]")
+        self.name = name
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Mono float32 samples at ``MODEL_SAMPLE_RATE`` plus what the file was originally."""
+
+    samples: np.ndarray
+    original_sample_rate: int
+    channels: int
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Fixed-length windows of one file: ``audio`` is [n, window_samples] float32."""
+
+    audio: np.ndarray
+    start_seconds: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.audio.shape[0])
+
+
+def check_size(name: str, size_bytes: int, limits: AudioLimits) -> None:
+    """Reject empty or oversized files before a byte is downloaded."""
+    if size_bytes == 0:
+        raise AudioError(name, AudioErrorKind.EMPTY, "the file is empty (0 bytes)")
+    if size_bytes > limits.max_file_bytes:
+        raise AudioError(
+            name,
+            AudioErrorKind.TOO_LARGE,
+            f"the file is {size_bytes:,} bytes, over the limit of {limits.max_file_bytes:,} "
+            "(raise AUDIO_EMBEDDINGS_MAX_FILE_BYTES to accept it)",
+        )
+
+
+def decode(name: str, data: bytes | BinaryIO, limits: AudioLimits) -> DecodedAudio:
+    """Decode ``data`` (the bytes of the file called ``name``) to mono float32 at 32 kHz."""
+    if isinstance(data, bytes | bytearray):
+        check_size(name, len(data), limits)
+        data = io.BytesIO(data)
+    try:
+        with soundfile.SoundFile(data) as sound:
+            sample_rate, channels, declared_frames = sound.samplerate, sound.channels, sound.frames
+            _check_header(name, sample_rate, declared_frames, limits)
+            try:
+                samples = sound.read(dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise AudioError(
+                    name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
+                ) from None
+            _check_truncation(name, sound.extra_info, declared_frames, samples.shape[0])
+    except soundfile.LibsndfileError as error:
+        raise AudioError(
+            name,
+            AudioErrorKind.NOT_AUDIO,
+            f"not a readable audio file ({_libsndfile_reason(error)})",
+        ) from None
+    if samples.shape[0] == 0:
+        raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
+    if not np.isfinite(samples).all():
+        raise AudioError(name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples")
+    mono = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
+    peak = float(np.abs(mono).max())
+    if peak <= 10 ** (limits.silence_peak_dbfs / 20):
+        peak_dbfs = -math.inf if peak == 0 else 20 * math.log10(peak)
+        raise AudioError(
+            name,
+            AudioErrorKind.SILENT,
+            f"the file is silent (peak {peak_dbfs:.1f} dBFS, threshold "
+            f"{limits.silence_peak_dbfs:.1f} dBFS)",
+        )
+    resampled = resample(mono, sample_rate)
+    return DecodedAudio(
+        samples=resampled,
+        original_sample_rate=sample_rate,
+        channels=channels,
+        duration_seconds=samples.shape[0] / sample_rate,
+    )
+
+
+def resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Resample mono float32 audio from ``sample_rate`` (Hz) to the model rate."""
+    if sample_rate == MODEL_SAMPLE_RATE:
+        return np.ascontiguousarray(mono, dtype=np.float32)
+    return soxr.resample(mono, sample_rate, MODEL_SAMPLE_RATE, quality="HQ").astype(
+        np.float32, copy=False
+    )
+
+
+def cut_windows(samples: np.ndarray, limits: AudioLimits) -> Windows:
+    """Cut 32 kHz mono samples into windows of ``window_seconds`` every ``hop`` seconds.
+
+    A clip shorter than one window is zero-padded to one window. Otherwise windows start every
+    hop, and when the last one would run past the end it is moved back to end at the last sample,
+    so no window is mostly padding and every sample is covered.
+    """
+    window = round(limits.window_seconds * MODEL_SAMPLE_RATE)
+    hop = round(limits.hop * MODEL_SAMPLE_RATE)
+    length = samples.shape[0]
+    if length <= window:
+        padded = np.zeros((1, window), dtype=np.float32)
+        padded[0, :length] = samples
+        return Windows(audio=padded, start_seconds=np.zeros(1))
+    starts = list(range(0, length - window + 1, hop))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    stacked = np.lib.stride_tricks.sliding_window_view(samples, window)[starts]
+    return Windows(
+        audio=np.ascontiguousarray(stacked, dtype=np.float32),
+        start_seconds=np.asarray(starts, dtype=np.float64) / MODEL_SAMPLE_RATE,
+    )
+
+
+def _check_header(name: str, sample_rate: int, frames: int, limits: AudioLimits) -> None:
+    if not limits.min_sample_rate <= sample_rate <= limits.max_sample_rate:
+        raise AudioError(
+            name,
+            AudioErrorKind.BAD_SAMPLE_RATE,
+            f"sample rate {sample_rate} Hz is outside {limits.min_sample_rate}-"
+            f"{limits.max_sample_rate} Hz",
+        )
+    if frames == 0:
+        raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
+    duration = frames / sample_rate
+    if duration > limits.max_duration_seconds:
+        raise AudioError(
+            name,
+            AudioErrorKind.TOO_LONG,
+            f"the file lasts {duration:,.0f} s, over the limit of "
+            f"{limits.max_duration_seconds:,.0f} s (AUDIO_EMBEDDINGS_MAX_DURATION_SECONDS)",
+        )
+
+
+# libsndfile reads what a cut-off file still holds without an error; these are the signs it
+# leaves in its log (WAV/AIFF chunk sizes, an Ogg stream without its last page).
+_TRUNCATION_SIGNS = ("(should be", "lacks an end-of-stream bit")
+
+
+def _check_truncation(name: str, log: str, declared_frames: int, read_frames: int) -> None:
+    if any(sign in log for sign in _TRUNCATION_SIGNS) or read_frames < 0.99 * declared_frames:
+        raise AudioError(
+            name,
+            AudioErrorKind.TRUNCATED,
+            f"the file is cut short (header or stream promises more audio than it holds; "
+            f"{read_frames:,} of {declared_frames:,} frames read)",
+        )
+
+
+def _libsndfile_reason(error: soundfile.LibsndfileError) -> str:
+    # Its message names the Python object it was given ("<_io.BytesIO ...>"); keep only the reason.
+    return error.error_string or str(error)

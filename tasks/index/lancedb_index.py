@@ -1,0 +1,160 @@
+"""The embedded default index: a LanceDB table in a local folder.
+
+Search is exact (flat) cosine k-NN. The snapshot version the index reflects is kept in a small
+side table, written after the data, so a refresh that dies part-way is simply applied again
+(upserts and deletes are idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from tasks.embedding import EMBEDDING_SIZE
+from tasks.index import RefreshResult, SearchFilter, SearchHit
+from tasks.snapshots import SnapshotDiff
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("duration_seconds", pa.float64()),
+        pa.field("sample_rate", pa.int32()),
+        pa.field("last_modified", pa.timestamp("us", tz="UTC")),
+        pa.field("labels", pa.list_(pa.string())),
+        pa.field("label_scores", pa.list_(pa.float32())),
+        pa.field("model", pa.string()),
+        pa.field("checkpoint_sha256", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), EMBEDDING_SIZE)),
+    ]
+)
+STATE_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot_uri", pa.string(), nullable=False),
+        pa.field("snapshot_version", pa.int64()),
+        pa.field("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_DELETE_CHUNK = 500
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal: quotes doubled, so user input cannot end the literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def where_clause(where: SearchFilter | None) -> str | None:
+    """The LanceDB (DataFusion SQL) predicate for a filter, built from escaped literals only."""
+    if where is None or where.is_empty:
+        return None
+    parts = []
+    if where.path_prefix:
+        parts.append(f"starts_with(path, {sql_string(where.path_prefix)})")
+    if where.any_labels:
+        labels = ", ".join(sql_string(label) for label in where.any_labels)
+        parts.append(f"array_has_any(labels, [{labels}])")
+    return " AND ".join(parts)
+
+
+class LanceDBIndex:
+    """A LanceDB folder holding the table ``name`` and its ``<name>_state`` side table."""
+
+    def __init__(self, uri: str, name: str = "audio_embeddings") -> None:
+        self.uri = uri
+        self.name = name
+        self._db = lancedb.connect(uri)
+
+    def _open(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
+        return self._db.create_table(name, schema=schema, exist_ok=True)
+
+    def reflected_version(self, snapshot_uri: str) -> int | None:
+        state = self._open(f"{self.name}_state", STATE_SCHEMA).to_arrow()
+        for uri, version in zip(
+            state["snapshot_uri"].to_pylist(), state["snapshot_version"].to_pylist(), strict=True
+        ):
+            if uri == snapshot_uri:
+                return int(version)
+        return None
+
+    def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+        table = self._open(self.name, INDEX_SCHEMA)
+        if diff.upserts.num_rows:
+            documents = (
+                diff.upserts.rename_columns(
+                    ["vector" if n == "embedding" else n for n in diff.upserts.column_names]
+                )
+                .select(INDEX_SCHEMA.names)
+                .cast(INDEX_SCHEMA)
+            )
+            (
+                table.merge_insert("key")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(documents)
+            )
+        self._delete(table, diff.deleted_keys)
+        state = pa.table(
+            {
+                "snapshot_uri": [snapshot_uri],
+                "snapshot_version": [diff.to_version],
+                "updated_at": [datetime.now(UTC)],
+            },
+            schema=STATE_SCHEMA,
+        )
+        (
+            self._open(f"{self.name}_state", STATE_SCHEMA)
+            .merge_insert("snapshot_uri")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(state)
+        )
+        return RefreshResult(
+            diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
+        )
+
+    def search(
+        self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
+    ) -> list[SearchHit]:
+        if vector.shape != (EMBEDDING_SIZE,):
+            raise ValueError(f"query vector must have {EMBEDDING_SIZE} values, got {vector.shape}")
+        query = (
+            self._open(self.name, INDEX_SCHEMA)
+            .search(vector.astype(np.float32), vector_column_name="vector")
+            .metric("cosine")
+            .limit(k)
+            .select(["key", "source_uri", "path", "duration_seconds", "labels", "_distance"])
+        )
+        clause = where_clause(where)
+        if clause:
+            query = query.where(clause, prefilter=True)
+        return [
+            SearchHit(
+                key=row["key"],
+                path=row["path"],
+                source_uri=row["source_uri"],
+                score=1.0 - float(row["_distance"]),
+                duration_seconds=row["duration_seconds"],
+                labels=list(row["labels"] or []),
+            )
+            for row in query.to_arrow().to_pylist()
+        ]
+
+    def count(self) -> int:
+        return self._open(self.name, INDEX_SCHEMA).count_rows()
+
+    def document_keys(self) -> set[str]:
+        """Every document key (for checks that the index equals a snapshot)."""
+        table = self._open(self.name, INDEX_SCHEMA)
+        keys = table.search().select(["key"]).limit(max(table.count_rows(), 1)).to_arrow()
+        return set(keys.column("key").to_pylist())
+
+    @staticmethod
+    def _delete(table: lancedb.table.Table, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _DELETE_CHUNK):
+            chunk = ", ".join(sql_string(k) for k in keys[start : start + _DELETE_CHUNK])
+            table.delete(f"key IN ({chunk})")

@@ -1,0 +1,295 @@
+"""The Delta Lake tables: embedding snapshots (one version per ingest run) and quarantine.
+
+A snapshot is a table version. ``SnapshotTable.commit`` applies one run's upserts and deletes in
+a single Delta MERGE, so a run that dies before it leaves the table at its last good version,
+and the next run re-plans from there. ``SnapshotTable.diff`` compares two versions by
+(key, etag, run_id): that is what an index refresh applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from tasks.embedding import EMBEDDING_SIZE
+from tasks.sources import AudioItem
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("etag", pa.string()),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("last_modified", UTC_MICROS),
+        pa.field("duration_seconds", pa.float64()),
+        pa.field("sample_rate", pa.int32()),
+        pa.field("channels", pa.int32()),
+        pa.field("num_windows", pa.int32()),
+        # Delta has no fixed-size list: stored as list<float32>, cast back on read.
+        pa.field("embedding", pa.list_(pa.float32())),
+        pa.field("labels", pa.list_(pa.string())),
+        pa.field("label_scores", pa.list_(pa.float32())),
+        pa.field("model", pa.string()),
+        pa.field("checkpoint_sha256", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("ingested_at", UTC_MICROS),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("etag", pa.string()),
+        pa.field("error_kind", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("quarantined_at", UTC_MICROS),
+    ]
+)
+
+EMBEDDING_TYPE = pa.list_(pa.float32(), EMBEDDING_SIZE)
+_DELETE_FLAG = "_delete"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be embedded, and why."""
+
+    item: AudioItem
+    error_kind: str
+    message: str
+
+
+@dataclass
+class ChangePlan:
+    """What an ingest run has to do, from a listing and the current snapshot."""
+
+    to_embed: list[AudioItem] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped_quarantined: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotDiff:
+    """Rows new or changed between two versions, and keys that disappeared."""
+
+    from_version: int | None
+    to_version: int
+    upserts: pa.Table
+    deleted_keys: list[str]
+
+    @property
+    def is_empty(self) -> bool:
+        return self.upserts.num_rows == 0 and not self.deleted_keys
+
+
+def plan_changes(
+    listing: Iterable[AudioItem],
+    current_etags: dict[str, str],
+    quarantined: set[tuple[str, str]],
+) -> ChangePlan:
+    """New or changed items (by etag) to embed, and keys no longer listed to delete.
+
+    An item that was quarantined with the same etag is not retried: re-running on unchanged
+    input changes nothing. A new upload (new etag) of a quarantined file is tried again.
+    """
+    plan = ChangePlan()
+    seen: set[str] = set()
+    for item in listing:
+        key = item.key
+        seen.add(key)
+        if current_etags.get(key) == item.etag:
+            plan.unchanged += 1
+        elif (key, item.etag) in quarantined:
+            plan.skipped_quarantined += 1
+        else:
+            plan.to_embed.append(item)
+    plan.deleted_keys = sorted(set(current_etags) - seen)
+    return plan
+
+
+class SnapshotTable:
+    """The embeddings Delta table at ``uri`` (a local folder or ``az://`` URL)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = storage_options
+
+    def _table(self, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, version=version, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    def ensure(self) -> int:
+        """Create the (empty) table if absent; return its current version."""
+        table = self._table()
+        if table is None:
+            table = DeltaTable.create(
+                self.uri,
+                SNAPSHOT_SCHEMA,
+                name="audio_embeddings",
+                description="PANNs Cnn14 embeddings, one row per audio file",
+                storage_options=self.storage_options,
+            )
+        return table.version()
+
+    def version(self) -> int | None:
+        """The latest version, or None if the table does not exist."""
+        table = self._table()
+        return None if table is None else table.version()
+
+    def current_etags(self) -> dict[str, str]:
+        """key -> etag of every row in the latest version."""
+        table = self._table()
+        if table is None:
+            return {}
+        data = table.to_pyarrow_table(columns=["key", "etag"])
+        return dict(zip(data["key"].to_pylist(), data["etag"].to_pylist(), strict=True))
+
+    def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """Rows of a version (default the latest), ``embedding`` as fixed_size_list[2048]."""
+        table = self._table(version)
+        if table is None:
+            return SNAPSHOT_SCHEMA.empty_table().select(list(columns or SNAPSHOT_SCHEMA.names))
+        data = table.to_pyarrow_table(columns=list(columns) if columns else None)
+        return _cast_embedding(data)
+
+    def commit(self, rows: pa.Table, deleted_keys: Sequence[str], run_id: str) -> int | None:
+        """Upsert ``rows`` and delete ``deleted_keys`` in one table version.
+
+        Returns the new version, or None when there was nothing to change.
+        """
+        if rows.num_rows == 0 and not deleted_keys:
+            return None
+        self.ensure()
+        upserts = rows.cast(SNAPSHOT_SCHEMA).append_column(
+            _DELETE_FLAG, pa.array([False] * rows.num_rows, pa.bool_())
+        )
+        deletes = pa.table(
+            {
+                name: (
+                    pa.array(list(deleted_keys), pa.string())
+                    if name == "key"
+                    else pa.nulls(len(deleted_keys), SNAPSHOT_SCHEMA.field(name).type)
+                )
+                for name in SNAPSHOT_SCHEMA.names
+            },
+            schema=SNAPSHOT_SCHEMA,
+        ).append_column(_DELETE_FLAG, pa.array([True] * len(deleted_keys), pa.bool_()))
+        source = pa.concat_tables([upserts, deletes])
+        table = self._table()
+        assert table is not None
+        (
+            table.merge(
+                source,
+                predicate="t.key = s.key",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(
+                    custom_metadata={"audio_embeddings.run_id": run_id}
+                ),
+            )
+            .when_matched_delete(predicate=f"s.{_DELETE_FLAG}")
+            .when_matched_update_all(predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG])
+            .when_not_matched_insert_all(
+                predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
+            )
+            .execute()
+        )
+        return table.version()
+
+    def diff(self, from_version: int | None, to_version: int | None = None) -> SnapshotDiff:
+        """What changed from ``from_version`` (None: nothing) to ``to_version`` (None: latest)."""
+        target = self._table(to_version)
+        if target is None:
+            raise FileNotFoundError(f"no snapshot table at {self.uri}")
+        markers = ["key", "etag", "run_id"]
+        new = target.to_pyarrow_table(columns=markers)
+        if from_version is None:
+            old = SNAPSHOT_SCHEMA.empty_table().select(markers)
+        else:
+            base = self._table(from_version)
+            assert base is not None
+            old = base.to_pyarrow_table(columns=markers)
+        old_markers = dict(
+            zip(
+                old["key"].to_pylist(),
+                zip(old["etag"].to_pylist(), old["run_id"].to_pylist(), strict=True),
+                strict=True,
+            )
+        )
+        changed = [
+            key
+            for key, etag, run_id in zip(
+                new["key"].to_pylist(),
+                new["etag"].to_pylist(),
+                new["run_id"].to_pylist(),
+                strict=True,
+            )
+            if old_markers.get(key) != (etag, run_id)
+        ]
+        deleted = sorted(set(old_markers) - set(new["key"].to_pylist()))
+        full = target.to_pyarrow_table()
+        upserts = full.filter(pc.is_in(full["key"], pa.array(changed, pa.string())))
+        return SnapshotDiff(from_version, target.version(), _cast_embedding(upserts), deleted)
+
+
+class QuarantineTable:
+    """Inputs that failed, with the reason; appended to, never rewritten."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = storage_options
+
+    def append(self, failures: Sequence[Failure], run_id: str) -> None:
+        """Record ``failures`` (nothing is written when there are none)."""
+        if not failures:
+            return
+        now = datetime.now(UTC)
+        rows = pa.table(
+            {
+                "key": [f.item.key for f in failures],
+                "source_uri": [f.item.uri for f in failures],
+                "path": [f.item.path for f in failures],
+                "etag": [f.item.etag for f in failures],
+                "error_kind": [f.error_kind for f in failures],
+                "message": [f.message for f in failures],
+                "run_id": [run_id] * len(failures),
+                "quarantined_at": [now] * len(failures),
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+        write_deltalake(self.uri, rows, mode="append", storage_options=self.storage_options)
+
+    def read(self) -> pa.Table:
+        """Every quarantine record."""
+        try:
+            table = DeltaTable(self.uri, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return QUARANTINE_SCHEMA.empty_table()
+        return table.to_pyarrow_table()
+
+    def quarantined(self) -> set[tuple[str, str]]:
+        """(key, etag) pairs already quarantined."""
+        data = self.read()
+        return set(zip(data["key"].to_pylist(), data["etag"].to_pylist(), strict=True))
+
+
+def _cast_embedding(data: pa.Table) -> pa.Table:
+    if "embedding" not in data.column_names:
+        return data
+    index = data.column_names.index("embedding")
+    return data.set_column(index, "embedding", data["embedding"].cast(EMBEDDING_TYPE))

@@ -1,0 +1,156 @@
+"""The Cnn14 embedder on random weights: construction offline, loading, batching, shapes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tasks import samples
+from tasks.audio import cut_windows
+from tasks.embedding import (
+    EMBEDDING_SIZE,
+    NUM_CLASSES,
+    PannsEmbedder,
+    audioset_labels,
+    choose_device,
+)
+from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits
+
+
+def _clips(count: int, seconds: float) -> np.ndarray:
+    makers = [
+        lambda: samples.tone(seconds, MODEL_SAMPLE_RATE, 440.0),
+        lambda: samples.noise(seconds, MODEL_SAMPLE_RATE, 1),
+        lambda: samples.chirp(seconds, MODEL_SAMPLE_RATE),
+        lambda: samples.clicks(seconds, MODEL_SAMPLE_RATE, 6.0, 2),
+        lambda: samples.tone(seconds, MODEL_SAMPLE_RATE, 97.0),
+    ]
+    return np.stack([makers[i % len(makers)]() for i in range(count)])
+
+
+def test_labels_are_the_527_audioset_classes_in_model_order() -> None:
+    labels = audioset_labels()
+    assert len(labels.names) == NUM_CLASSES == len(set(labels.ids))
+    assert labels.names[0] == "Speech" and labels.names[137] == "Music"
+
+
+def test_importing_the_model_never_touches_the_network_or_home(tmp_path: Path) -> None:
+    # A fresh interpreter with HOME in an empty folder: panns_inference's own config would create
+    # ~/panns_data and call wget (here a wget that leaves a mark if it is ever called).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "wget").write_text(f"#!/bin/sh\ntouch {tmp_path}/wget-was-called\n")
+    (bin_dir / "wget").chmod(0o755)
+    code = (
+        "from tasks.embedding import build_cnn14; m = build_cnn14(); "
+        "import panns_inference.config as c; print(c.classes_num)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert result.stdout.strip() == "527"
+    assert not (tmp_path / "panns_data").exists()
+    assert not (tmp_path / "wget-was-called").exists()
+
+
+def test_checkpoint_round_trips_through_load(checkpoint: Path, embedder: PannsEmbedder) -> None:
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    assert len(state) == 84  # as the official file
+    loaded = embedder.model.state_dict()
+    assert torch.equal(loaded["fc1.weight"], state["fc1.weight"])
+    assert not embedder.is_official_checkpoint
+
+
+def test_a_file_that_is_not_a_cnn14_checkpoint_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "other.pth"
+    torch.save({"model": {"layer.weight": torch.zeros(2)}}, bogus)
+    with pytest.raises(RuntimeError, match="not a Cnn14 checkpoint"):
+        PannsEmbedder.load(bogus, device="cpu")
+
+
+def test_shapes_and_value_range(embedder: PannsEmbedder) -> None:
+    embeddings, probabilities = embedder.embed_windows(_clips(3, 2.0))
+    assert embeddings.shape == (3, EMBEDDING_SIZE) and embeddings.dtype == np.float32
+    assert probabilities.shape == (3, NUM_CLASSES)
+    assert (embeddings >= 0).all()  # ReLU(fc1)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_repeatable_run_to_run(embedder: PannsEmbedder) -> None:
+    clips = _clips(2, 2.0)
+    np.testing.assert_array_equal(
+        embedder.embed_windows(clips)[0], embedder.embed_windows(clips)[0]
+    )
+
+
+def test_batched_equals_one_by_one(embedder: PannsEmbedder) -> None:
+    clips = _clips(5, 2.0)  # batch size 4: one full batch and a ragged one
+    batched, _ = embedder.embed_windows(clips)
+    single = np.concatenate([embedder.embed_windows(clip[None])[0] for clip in clips])
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
+
+
+def test_files_sharing_a_batch_get_the_same_embedding_as_alone(embedder: PannsEmbedder) -> None:
+    limits = embedder.limits
+    long_clip = samples.chirp(5.0, MODEL_SAMPLE_RATE)  # 3 windows of 2 s
+    short_clip = samples.noise(1.0, MODEL_SAMPLE_RATE, 4)  # padded to 1 window
+    together = embedder.embed_files(
+        [cut_windows(long_clip, limits), cut_windows(short_clip, limits)]
+    )
+    alone = embedder.embed_files([cut_windows(long_clip, limits)])
+    np.testing.assert_allclose(together[0].embedding, alone[0].embedding, rtol=1e-4, atol=1e-5)
+    assert together[0].window_embeddings.shape == (3, EMBEDDING_SIZE)
+    np.testing.assert_allclose(together[0].embedding, together[0].window_embeddings.mean(axis=0))
+    np.testing.assert_allclose(together[0].window_start_seconds, [0.0, 2.0, 3.0])
+
+
+def test_different_sounds_give_different_embeddings(embedder: PannsEmbedder) -> None:
+    embeddings = embedder.get_scene_embeddings(_clips(3, 2.0))
+    assert not np.allclose(embeddings[0], embeddings[1])
+    assert not np.allclose(embeddings[1], embeddings[2])
+
+
+def test_timestamp_embeddings_shapes_and_centres(embedder: PannsEmbedder) -> None:
+    embeddings, timestamps_ms = embedder.get_timestamp_embeddings(_clips(2, 6.0))
+    assert embeddings.shape == (2, 3, EMBEDDING_SIZE)
+    np.testing.assert_allclose(timestamps_ms, [[1000.0, 3000.0, 5000.0]] * 2)
+
+
+def test_inputs_are_checked_at_the_door(embedder: PannsEmbedder) -> None:
+    with pytest.raises(ValueError, match=r"\[n, samples\]"):
+        embedder.get_scene_embeddings(np.zeros(32_000, dtype=np.float32))
+
+
+def test_default_ten_second_window(checkpoint: Path) -> None:
+    embedder = PannsEmbedder.load(checkpoint, device="cpu", limits=AudioLimits(window_seconds=10.0))
+    embeddings, timestamps_ms = embedder.get_timestamp_embeddings(_clips(1, 12.0))
+    assert embeddings.shape == (1, 2, EMBEDDING_SIZE)
+    np.testing.assert_allclose(timestamps_ms, [[5000.0, 7000.0]])
+
+
+def test_device_choice() -> None:
+    assert choose_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert choose_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            choose_device("cuda:1")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(checkpoint: Path, test_limits: AudioLimits) -> None:
+    clips = _clips(4, 2.0)
+    cpu = PannsEmbedder.load(checkpoint, device="cpu", limits=test_limits)
+    gpu = PannsEmbedder.load(checkpoint, device="cuda:0", limits=test_limits)
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.embed_windows(clips)[0], cpu.embed_windows(clips)[0], atol=1e-3)

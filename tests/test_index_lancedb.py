@@ -1,0 +1,90 @@
+"""The LanceDB index: refresh by diff, reflected version, k-NN search and safe filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks import samples
+from tasks.embedding import EMBEDDING_SIZE, PannsEmbedder
+from tasks.index import SearchFilter
+from tasks.index.lancedb_index import LanceDBIndex, where_clause
+from tasks.ingestion import embed_shard
+from tasks.snapshots import SnapshotTable
+from tasks.sources import LocalSource
+
+
+@pytest.fixture
+def filled(tmp_path: Path, catalogue: Path, embedder: PannsEmbedder):
+    """A catalogue with a tricky file name, snapshotted and indexed."""
+    samples.write(catalogue / "it's odd/o'brien.wav", samples.tone(2.0, 16_000, 1234.0), 16_000)
+    source = LocalSource(catalogue)
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    snapshot.commit(embed_shard(list(source.list_items()), source, embedder, "r1").rows, [], "r1")
+    index = LanceDBIndex(str(tmp_path / "index"))
+    index.apply(snapshot.diff(None), snapshot.uri)
+    return snapshot, index
+
+
+def test_index_equals_snapshot_and_records_its_version(filled) -> None:
+    snapshot, index = filled
+    assert index.count() == 6
+    assert index.document_keys() == set(snapshot.read(columns=["key"])["key"].to_pylist())
+    assert index.reflected_version(snapshot.uri) == snapshot.version()
+    assert index.reflected_version("/some/other/table") is None
+
+
+def test_every_file_is_its_own_nearest_neighbour(filled) -> None:
+    snapshot, index = filled
+    for row in snapshot.read().to_pylist():
+        hits = index.search(np.asarray(row["embedding"], dtype=np.float32), k=3)
+        assert hits[0].key == row["key"]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        assert hits[0].path == row["path"] and hits[0].labels == row["labels"]
+
+
+def test_refresh_applies_only_the_difference(
+    filled, catalogue: Path, embedder: PannsEmbedder
+) -> None:
+    snapshot, index = filled
+    rows = {r["path"]: r for r in snapshot.read().to_pylist()}
+    v1 = snapshot.version()
+    source = LocalSource(catalogue)
+    changed = next(i for i in source.list_items() if i.path == "tones/a440.wav")
+    replacement = embed_shard([changed], source, embedder, "r2").rows
+    snapshot.commit(replacement, [rows["noise/white.ogg"]["key"]], "r2")
+    diff = snapshot.diff(v1)
+    result = index.apply(diff, snapshot.uri)
+    assert (result.upserted, result.deleted) == (1, 1)
+    assert index.count() == 5
+    assert rows["noise/white.ogg"]["key"] not in index.document_keys()
+    assert index.reflected_version(snapshot.uri) == snapshot.version()
+
+
+def test_filters_restrict_results_and_quotes_cannot_widen_them(filled) -> None:
+    snapshot, index = filled
+    query = np.asarray(snapshot.read().to_pylist()[0]["embedding"], dtype=np.float32)
+    tones = index.search(query, k=10, where=SearchFilter(path_prefix="tones/"))
+    assert {h.path for h in tones} == {"tones/a440.wav", "tones/a220.flac"}
+    quoted = index.search(query, k=10, where=SearchFilter(path_prefix="it's odd/"))
+    assert [h.path for h in quoted] == ["it's odd/o'brien.wav"]
+    injection = index.search(query, k=10, where=SearchFilter(path_prefix="x' OR '1'='1"))
+    assert injection == []
+    label = snapshot.read().to_pylist()[0]["labels"][0]
+    labelled = index.search(query, k=10, where=SearchFilter(any_labels=(label, "Nope')--")))
+    assert labelled and all(label in h.labels for h in labelled)
+
+
+def test_where_clause_escapes_quotes() -> None:
+    clause = where_clause(SearchFilter(path_prefix="a'b", any_labels=("c'd",)))
+    assert clause == "starts_with(path, 'a''b') AND array_has_any(labels, ['c''d'])"
+    assert where_clause(SearchFilter()) is None
+
+
+def test_query_vector_of_the_wrong_size_is_refused(filled) -> None:
+    _, index = filled
+    with pytest.raises(ValueError, match=str(EMBEDDING_SIZE)):
+        index.search(np.zeros(10, dtype=np.float32))
