@@ -53,7 +53,7 @@ def _preflight(checkpoint: Path | None, query: Path | None = None) -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[str, typer.Argument(help="Folder of audio files")],
+    source: Annotated[str, typer.Argument(help="Folder of audio files, or az://container/prefix")],
     snapshot: SnapshotUri = None,
     index: IndexUri = None,
     checkpoint: Checkpoint = None,
@@ -78,7 +78,8 @@ def ingest(
         raise _fail(error) from None
     console.print(ingest_table(summary))
     for failure in summary.failures:
-        console.print(f"[yellow]quarantined[/] {failure['message']}")
+        verdict = "will retry" if failure["retryable"] == "true" else "quarantined"
+        console.print(f"[yellow]{verdict}[/] {failure['message']}")
 
 
 @app.command()

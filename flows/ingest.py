@@ -1,4 +1,8 @@
-"""Ingest a catalogue: list -> diff -> embed shards -> commit a snapshot -> refresh the index."""
+"""Ingest audio: list -> diff -> embed shards -> commit a snapshot -> refresh the index.
+
+Two entry points share every step after planning: ``ingest`` (a whole source, on a schedule or
+by hand) and ``ingest_blobs`` (a list of blobs, from ``azure.blob.created`` events).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,23 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.ingestion import new_run_id
 from tasks.pipeline import (
+    ModelInfo,
     commit_snapshot,
     embed_shard_task,
+    plan_blob_batch,
     plan_ingest,
     refresh_index_task,
     resolve_model,
 )
 from tasks.reports import IngestSummary, ProgressReporter, publish_ingest_summary
 from tasks.settings import Settings
-
+from tasks.snapshots import ChangePlan
 
 # Two workers: one shard decodes while the other holds the model (forward passes are serialised).
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
+RUNNER = ThreadPoolTaskRunner(max_workers=2)
+
+
+@flow(name="ingest", task_runner=RUNNER)
 def ingest(
     source: str,
     snapshot_uri: str | None = None,
@@ -29,10 +38,9 @@ def ingest(
     shard_size: int | None = None,
     refresh_index: bool = True,
 ) -> IngestSummary:
-    """Embed new and changed audio files of ``source`` (a folder) and commit one snapshot version.
-
-    Unchanged files are skipped, deleted ones removed; unusable files are quarantined with their
-    reason while the rest of the run goes on.
+    """Embed new and changed audio of ``source`` (a folder or az://container/prefix) and commit
+    one snapshot version. Unchanged files are skipped, deleted ones removed; unusable files are
+    quarantined with their reason while the rest of the run goes on.
     """
     settings = Settings.with_overrides(
         snapshot_uri=snapshot_uri,
@@ -40,9 +48,37 @@ def ingest(
         checkpoint_path=checkpoint_path,
         shard_size=shard_size,
     )
-    run_id = str(flow_run.id or new_run_id())
     model = resolve_model(settings)
     plan = plan_ingest(source, settings)
+    return _embed_commit_refresh(source, plan, settings, model, refresh_index)
+
+
+@flow(name="ingest-blobs", task_runner=RUNNER)
+def ingest_blobs(
+    blob_urls: list[str],
+    catch_up_source: str | None = None,
+    snapshot_uri: str | None = None,
+    index_uri: str | None = None,
+    refresh_index: bool = True,
+) -> IngestSummary:
+    """Embed the given blobs (URLs from ``azure.blob.created`` events) if new or changed.
+
+    With ``catch_up_source`` (az://container/prefix) the run ingests that whole source
+    incrementally instead, which also covers blobs whose events were folded into this run.
+    """
+    settings = Settings.with_overrides(snapshot_uri=snapshot_uri, index_uri=index_uri)
+    model = resolve_model(settings)
+    if catch_up_source:
+        source, plan = catch_up_source, plan_ingest(catch_up_source, settings)
+    else:
+        source, plan = plan_blob_batch(blob_urls, settings)
+    return _embed_commit_refresh(source, plan, settings, model, refresh_index)
+
+
+def _embed_commit_refresh(
+    source: str, plan: ChangePlan, settings: Settings, model: ModelInfo, refresh_index: bool
+) -> IngestSummary:
+    run_id = str(flow_run.id or new_run_id())
     shards = [
         plan.to_embed[i : i + settings.shard_size]
         for i in range(0, len(plan.to_embed), settings.shard_size)

@@ -33,6 +33,8 @@ class AudioErrorKind(StrEnum):
     BAD_SAMPLE_RATE = "bad_sample_rate"
     NON_FINITE = "non_finite_samples"
     SILENT = "silent"
+    # The source could not deliver the bytes (gone, changed, service down): not the file's fault,
+    # so it is reported but not quarantined, and the next run tries again.
     UNREADABLE = "unreadable"
 
 
@@ -44,6 +46,11 @@ class AudioError(Exception):
         self.name = name
         self.kind = kind
         self.reason = reason
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a later run may succeed on the same file."""
+        return self.kind == AudioErrorKind.UNREADABLE
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ turn the results into snapshot rows; bad files become ``Failure`` records, never
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,9 +52,37 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> _P
     try:
         data = source.read_bytes(item)
     except OSError as error:
-        raise AudioError(item.uri, AudioErrorKind.UNREADABLE, f"cannot read: {error}") from None
+        raise AudioError(item.uri, AudioErrorKind.UNREADABLE, f"cannot read ({error})") from None
     audio = decode_audio(item.uri, data, limits)
     return _Prepared(item, audio, cut_windows(audio.samples, limits))
+
+
+def prefetch(
+    items: Sequence[AudioItem],
+    work: Callable[[AudioItem], _Prepared],
+    workers: int,
+) -> Iterator[tuple[AudioItem, _Prepared | AudioError]]:
+    """Run ``work`` on items in ``workers`` threads, in order, at most 2 x workers in flight.
+
+    Downloads and decoding overlap with the caller's forward passes, and memory stays bounded
+    by the look-ahead whatever the shard size.
+    """
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
+        in_flight: deque[tuple[AudioItem, Future[_Prepared]]] = deque()
+        upcoming = iter(items)
+        for item in upcoming:
+            in_flight.append((item, pool.submit(work, item)))
+            if len(in_flight) >= 2 * workers:
+                break
+        while in_flight:
+            item, future = in_flight.popleft()
+            next_item = next(upcoming, None)
+            if next_item is not None:
+                in_flight.append((next_item, pool.submit(work, next_item)))
+            try:
+                yield item, future.result()
+            except AudioError as error:
+                yield item, error
 
 
 def embed_shard(
@@ -61,8 +91,12 @@ def embed_shard(
     embedder: PannsEmbedder,
     run_id: str,
     top_labels: int = 5,
+    workers: int = 2,
 ) -> ShardResult:
-    """Embed ``items``; each file's embedding is the mean of its window embeddings."""
+    """Embed ``items``; each file's embedding is the mean of its window embeddings.
+
+    Files are read and decoded by ``workers`` threads while the model runs on earlier ones.
+    """
     failures: list[Failure] = []
     rows: list[dict] = []
     pending: list[_Prepared] = []
@@ -75,12 +109,11 @@ def embed_shard(
         )
         pending.clear()
 
-    for item in items:
-        try:
-            pending.append(prepare(item, source, embedder))
-        except AudioError as error:
-            failures.append(Failure(item, str(error.kind), str(error)))
+    for item, outcome in prefetch(items, lambda i: prepare(i, source, embedder), workers):
+        if isinstance(outcome, AudioError):
+            failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
             continue
+        pending.append(outcome)
         if sum(p.windows.count for p in pending) >= MAX_PENDING_WINDOWS:
             flush()
     if pending:

@@ -6,6 +6,8 @@ can run in a thread, a process or on a Dask worker. The model is loaded once per
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +20,11 @@ from tasks.audio import cut_windows
 from tasks.audio import decode as decode_audio
 from tasks.checkpoint import resolve_checkpoint
 from tasks.embedding import load_embedder
+from tasks.events import BlobRef, parse_blob_url, prefect_event
 from tasks.index import RefreshResult, SearchFilter, SearchHit
 from tasks.index.lancedb_index import LanceDBIndex
 from tasks.ingestion import ShardResult, embed_shard
+from tasks.sensor import SensorBatch, SensorCursor, select_new
 from tasks.settings import Settings
 from tasks.snapshots import (
     SNAPSHOT_SCHEMA,
@@ -30,7 +34,7 @@ from tasks.snapshots import (
     SnapshotTable,
     plan_changes,
 )
-from tasks.sources import AudioItem, open_source
+from tasks.sources import AudioItem, BlobSource, SourceReadError, open_source
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class CommitResult:
     upserted: int
     deleted: int
     quarantined: int
+    retry_later: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,18 @@ class ModelInfo:
     origin: str
     sha256: str
     is_official: bool
+
+
+def snapshot_table(settings: Settings) -> SnapshotTable:
+    """The configured snapshot table, local or on Azure."""
+    uri = settings.resolved_snapshot_uri()
+    return SnapshotTable(uri, settings.storage_options(uri))
+
+
+def quarantine_table(settings: Settings) -> QuarantineTable:
+    """The configured quarantine table, local or on Azure."""
+    uri = settings.resolved_quarantine_uri()
+    return QuarantineTable(uri, settings.storage_options(uri))
 
 
 @task(name="resolve-checkpoint", cache_policy=NO_CACHE)
@@ -70,10 +87,12 @@ def resolve_model(settings: Settings) -> ModelInfo:
 @task(name="plan-changes", cache_policy=NO_CACHE)
 def plan_ingest(source_uri: str, settings: Settings) -> ChangePlan:
     """List the source and compare it with the latest snapshot and the quarantine."""
-    source = open_source(source_uri)
-    snapshot = SnapshotTable(settings.resolved_snapshot_uri())
-    quarantine = QuarantineTable(settings.resolved_quarantine_uri())
-    plan = plan_changes(source.list_items(), snapshot.current_etags(), quarantine.quarantined())
+    source = open_source(source_uri, settings)
+    plan = plan_changes(
+        source.list_items(),
+        snapshot_table(settings).current_etags(source.item_uri_prefix),
+        quarantine_table(settings).quarantined(),
+    )
     get_run_logger().info(
         "%s: %d to embed, %d unchanged, %d deleted, %d skipped (quarantined, unchanged)",
         source.uri,
@@ -91,10 +110,20 @@ def embed_shard_task(
 ) -> ShardResult:
     """Decode and embed one shard of files; bad files come back as failures."""
     embedder = load_embedder(settings.model_settings(), settings.audio_limits())
-    result = embed_shard(items, open_source(source_uri), embedder, run_id, settings.top_labels)
+    result = embed_shard(
+        items,
+        open_source(source_uri, settings),
+        embedder,
+        run_id,
+        settings.top_labels,
+        settings.prepare_workers,
+    )
     logger = get_run_logger()
     for failure in result.failures:
-        logger.warning("quarantined %s", failure.message)
+        if failure.retryable:
+            logger.warning("will retry next run: %s", failure.message)
+        else:
+            logger.warning("quarantined %s", failure.message)
     return result
 
 
@@ -105,18 +134,21 @@ def commit_snapshot(
     """Write the run's rows and deletions as one snapshot version; record its failures."""
     rows = pa.concat_tables([r.rows for r in results]) if results else SNAPSHOT_SCHEMA.empty_table()
     failures: list[Failure] = [f for r in results for f in r.failures]
-    version = SnapshotTable(settings.resolved_snapshot_uri()).commit(rows, deleted_keys, run_id)
-    QuarantineTable(settings.resolved_quarantine_uri()).append(failures, run_id)
+    bad_inputs = [f for f in failures if not f.retryable]
+    version = snapshot_table(settings).commit(rows, deleted_keys, run_id)
+    quarantine_table(settings).append(bad_inputs, run_id)
     if version is not None:
         get_run_logger().info("snapshot version %d committed", version)
-    return CommitResult(version, rows.num_rows, len(deleted_keys), len(failures))
+    return CommitResult(
+        version, rows.num_rows, len(deleted_keys), len(bad_inputs), len(failures) - len(bad_inputs)
+    )
 
 
 @task(name="refresh-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
 def refresh_index_task(settings: Settings) -> RefreshResult | None:
     """Bring the index up to the latest snapshot version by applying only the difference."""
     snapshot_uri = settings.resolved_snapshot_uri()
-    snapshot = SnapshotTable(snapshot_uri)
+    snapshot = snapshot_table(settings)
     latest = snapshot.version()
     if latest is None:
         get_run_logger().info("no snapshot yet at %s: nothing to index", snapshot_uri)
@@ -151,3 +183,97 @@ def search_index(
     """The ``top`` nearest files in the index."""
     index = LanceDBIndex(settings.resolved_index_uri(), settings.index_name)
     return index.search(vector, k=top, where=where)
+
+
+@task(name="plan-blob-batch", cache_policy=NO_CACHE)
+def plan_blob_batch(blob_urls: Sequence[str], settings: Settings) -> tuple[str, ChangePlan]:
+    """The source and plan for an explicit list of blobs (from events): new or changed only.
+
+    Nothing is deleted: a partial list says nothing about blobs that are not in it. Blobs that
+    are gone by now are skipped (their deletion reaches the snapshot with the next full ingest).
+    """
+    containers = {parse_blob_url(url)[:2] for url in blob_urls}
+    if len(containers) != 1:
+        raise ValueError(f"one container per batch expected, got {sorted(containers)}")
+    ((account, container),) = containers
+    source_uri = f"az://{container}/"
+    source = open_source(source_uri, settings)
+    if not isinstance(source, BlobSource) or source.account != account:
+        raise ValueError(f"blobs of account {account!r} but the configured account differs")
+    logger = get_run_logger()
+    items = []
+    for url in dict.fromkeys(blob_urls):  # events may repeat a blob
+        try:
+            items.append(source.item(parse_blob_url(url)[2]))
+        except SourceReadError as error:
+            logger.warning("skipped %s", error)
+    plan = plan_changes(
+        items,
+        snapshot_table(settings).current_etags(),
+        quarantine_table(settings).quarantined(),
+        complete_listing=False,
+    )
+    return source_uri, plan
+
+
+@task(name="find-new-blobs", cache_policy=NO_CACHE)
+def find_new_blobs(
+    source_uri: str, cursor: SensorCursor, cap: int, settle_seconds: float, settings: Settings
+) -> SensorBatch:
+    """Blobs after the sensor's cursor, oldest first, at most ``cap``."""
+    source = open_source(source_uri, settings)
+    if not isinstance(source, BlobSource):
+        raise ValueError(f"the blob sensor watches az://container/prefix sources, not {source_uri}")
+    return select_new(source.list_items(), cursor, cap, settle_seconds)
+
+
+@task(name="emit-blob-events", cache_policy=NO_CACHE)
+def emit_blob_events(source_uri: str, items: Sequence[AudioItem], settings: Settings) -> int:
+    """Emit one ``azure.blob.created`` event per item (ids derived from name + etag)."""
+    from prefect.events import emit_event
+
+    source = open_source(source_uri, settings)
+    assert isinstance(source, BlobSource)
+    for item in items:
+        blob = BlobRef(
+            account=source.account,
+            container=source.container.container_name,
+            path=item.path,
+            etag=item.etag,
+            size=item.size_bytes,
+            url=source.container.get_blob_client(item.path).url,
+        )
+        event = prefect_event(blob, item.last_modified, "blob-sensor")
+        emit_event(
+            event=event["event"],
+            resource=event["resource"],
+            payload=event["payload"],
+            occurred=item.last_modified,
+            id=uuid.UUID(event["id"]),
+        )
+    return len(items)
+
+
+def _cursor_variable(source_uri: str) -> str:
+    return "blob_sensor_" + hashlib.sha1(source_uri.encode()).hexdigest()[:16]
+
+
+@task(name="load-sensor-cursor", cache_policy=NO_CACHE)
+def load_sensor_cursor(source_uri: str) -> SensorCursor:
+    """The sensor's cursor for a source, kept in a Prefect Variable (visible in the UI)."""
+    from prefect.variables import Variable
+
+    return SensorCursor.from_json(Variable.get(_cursor_variable(source_uri), default=None))
+
+
+@task(name="save-sensor-cursor", cache_policy=NO_CACHE)
+def save_sensor_cursor(source_uri: str, cursor: SensorCursor) -> None:
+    """Store the cursor after the events were emitted (a crash in between re-emits: harmless)."""
+    from prefect.variables import Variable
+
+    Variable.set(
+        _cursor_variable(source_uri),
+        cursor.to_json(),
+        overwrite=True,
+        tags=["audio-embeddings", "blob-sensor"],
+    )

@@ -33,6 +33,7 @@ class IngestSummary:
     unchanged: int
     deleted: int
     quarantined: int
+    retry_later: int
     skipped_quarantined: int
     index_version: int | None
     index_upserted: int
@@ -61,13 +62,19 @@ class IngestSummary:
             unchanged=plan.unchanged,
             deleted=commit.deleted,
             quarantined=commit.quarantined,
+            retry_later=commit.retry_later,
             skipped_quarantined=plan.skipped_quarantined,
             index_version=refresh.to_version if refresh else None,
             index_upserted=refresh.upserted if refresh else 0,
             index_deleted=refresh.deleted if refresh else 0,
             model=model,
             failures=[
-                {"path": f.item.path, "error_kind": f.error_kind, "message": f.message}
+                {
+                    "path": f.item.path,
+                    "error_kind": f.error_kind,
+                    "message": f.message,
+                    "retryable": str(f.retryable).lower(),
+                }
                 for f in failures
             ],
         )
@@ -158,6 +165,7 @@ def ingest_table(summary: IngestSummary) -> Table:
         "unchanged",
         "deleted",
         "quarantined",
+        "retry_later",
         "skipped_quarantined",
         "snapshot_version",
         "index_version",

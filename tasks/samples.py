@@ -6,6 +6,7 @@ catalogue is byte-identical and a re-run of the demo finds nothing changed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,21 @@ def engine(seconds: float, rate: int, rpm: float = 1800.0, seed: int = 0) -> np.
     )
 
 
-def write(path: Path, mono: np.ndarray, rate: int, channels: int = 1) -> Path:
-    """Write ``mono`` (float32) to ``path`` in the format its extension names."""
-    fmt, subtype = FORMATS[path.suffix.lstrip(".").lower()]
+def encode(mono: np.ndarray, rate: int, extension: str, channels: int = 1) -> bytes:
+    """``mono`` (float32) as the bytes of a file in the format ``extension`` names."""
+    fmt, subtype = FORMATS[extension.lstrip(".").lower()]
     data = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
     if channels > 1:  # make the channels differ a little, as real stereo does
         data = data * np.linspace(0.8, 1.0, channels, dtype=np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, data, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def write(path: Path, mono: np.ndarray, rate: int, channels: int = 1) -> Path:
+    """Write ``mono`` (float32) to ``path`` in the format its extension names."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, data, rate, format=fmt, subtype=subtype)
+    path.write_bytes(encode(mono, rate, path.suffix, channels))
     return path
 
 

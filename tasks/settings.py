@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.azure_storage import BlobSettings
+
 #: Cnn14's input rate (Hz); every file is resampled to it.
 MODEL_SAMPLE_RATE = 32_000
 
@@ -63,8 +65,8 @@ class ModelSettings(BaseSettings):
     top_labels: int = Field(5, ge=0, le=527, description="AudioSet labels kept per file")
 
 
-class Settings(AudioLimits, ModelSettings):
-    """Everything: audio limits, model, and where snapshots and the index live."""
+class Settings(AudioLimits, ModelSettings, BlobSettings):
+    """Everything: audio limits, model, Azure Blob access, where snapshots and the index live."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUDIO_EMBEDDINGS_", env_file=".env", extra="ignore"
@@ -78,6 +80,9 @@ class Settings(AudioLimits, ModelSettings):
     index_uri: str | None = Field(None, description="LanceDB folder of the vector index")
     index_name: str = Field("audio_embeddings", description="Index (table) name")
     shard_size: int = Field(64, gt=0, description="Files per Prefect task")
+    prepare_workers: int = Field(
+        2, gt=0, le=64, description="Threads per shard that download and decode ahead of the model"
+    )
 
     @classmethod
     def with_overrides(cls, **overrides: object) -> Settings:
@@ -99,6 +104,14 @@ class Settings(AudioLimits, ModelSettings):
     def audio_limits(self) -> AudioLimits:
         """The audio part alone, to hand to decoding tasks."""
         return AudioLimits(**{name: getattr(self, name) for name in AudioLimits.model_fields})
+
+    def storage_options(self, table_uri: str) -> dict[str, str] | None:
+        """deltalake storage options for a table on Azure (``az://``, ``abfs[s]://``), else None."""
+        if table_uri.startswith(("az://", "abfs://", "abfss://")):
+            from tasks.azure_storage import delta_storage_options
+
+            return delta_storage_options(self)
+        return None
 
     def model_settings(self) -> ModelSettings:
         """The model part alone, to hand to embedding tasks."""

@@ -69,6 +69,7 @@ class Failure:
     item: AudioItem
     error_kind: str
     message: str
+    retryable: bool = False
 
 
 @dataclass
@@ -99,11 +100,13 @@ def plan_changes(
     listing: Iterable[AudioItem],
     current_etags: dict[str, str],
     quarantined: set[tuple[str, str]],
+    complete_listing: bool = True,
 ) -> ChangePlan:
     """New or changed items (by etag) to embed, and keys no longer listed to delete.
 
     An item that was quarantined with the same etag is not retried: re-running on unchanged
     input changes nothing. A new upload (new etag) of a quarantined file is tried again.
+    Deletions are only inferred from a ``complete_listing`` (a whole source, not a few blobs).
     """
     plan = ChangePlan()
     seen: set[str] = set()
@@ -116,7 +119,8 @@ def plan_changes(
             plan.skipped_quarantined += 1
         else:
             plan.to_embed.append(item)
-    plan.deleted_keys = sorted(set(current_etags) - seen)
+    if complete_listing:
+        plan.deleted_keys = sorted(set(current_etags) - seen)
     return plan
 
 
@@ -151,12 +155,14 @@ class SnapshotTable:
         table = self._table()
         return None if table is None else table.version()
 
-    def current_etags(self) -> dict[str, str]:
-        """key -> etag of every row in the latest version."""
+    def current_etags(self, uri_prefix: str = "") -> dict[str, str]:
+        """key -> etag of the latest version's rows whose source URI starts with ``uri_prefix``."""
         table = self._table()
         if table is None:
             return {}
-        data = table.to_pyarrow_table(columns=["key", "etag"])
+        data = table.to_pyarrow_table(columns=["key", "etag", "source_uri"])
+        if uri_prefix:
+            data = data.filter(pc.starts_with(data["source_uri"], uri_prefix))
         return dict(zip(data["key"].to_pylist(), data["etag"].to_pylist(), strict=True))
 
     def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:

@@ -10,10 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+    from tasks.azure_storage import BlobSettings
 
 #: Extensions listed by default (lower case, no dot): what libsndfile decodes.
 AUDIO_EXTENSIONS = frozenset(
@@ -35,6 +40,7 @@ class AudioItem:
     etag: str
     size_bytes: int
     last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -45,6 +51,11 @@ class AudioSource(Protocol):
     """What the pipeline needs of a place that holds audio."""
 
     uri: str
+
+    @property
+    def item_uri_prefix(self) -> str:
+        """Every item URI of this source starts with this (scopes deletions to the source)."""
+        ...
 
     def list_items(self) -> Iterator[AudioItem]:
         """Every audio item, in a stable order."""
@@ -59,6 +70,15 @@ class SourceNotFoundError(FileNotFoundError):
     """The configured source does not exist."""
 
 
+class SourceReadError(OSError):
+    """An item could not be read (gone, changed since listing, or the service kept failing)."""
+
+
+def has_audio_extension(name: str, extensions: frozenset[str]) -> bool:
+    """Whether a file name ends in one of ``extensions`` (lower case, no dot)."""
+    return "." in name and name.rsplit(".", 1)[-1].lower() in extensions
+
+
 class LocalSource:
     """A folder of audio files (recursively). The etag is ``<size>-<mtime_ns>``."""
 
@@ -69,11 +89,15 @@ class LocalSource:
         self.extensions = frozenset(e.lower().lstrip(".") for e in extensions)
         self.uri = self.root.as_uri()
 
+    @property
+    def item_uri_prefix(self) -> str:
+        return self.uri + "/"
+
     def list_items(self) -> Iterator[AudioItem]:
         for directory, subdirectories, files in os.walk(self.root):
             subdirectories.sort()
             for name in sorted(files):
-                if name.rsplit(".", 1)[-1].lower() not in self.extensions or name.startswith("."):
+                if not has_audio_extension(name, self.extensions) or name.startswith("."):
                     continue
                 path = Path(directory, name)
                 stat = path.stat()
@@ -89,12 +113,113 @@ class LocalSource:
         return (self.root / item.path).read_bytes()
 
 
-def open_source(uri: str) -> AudioSource:
-    """The source a URI names: a local folder path or ``file://`` URI."""
+class BlobSource:
+    """Blobs of one container under an optional prefix. The etag is the blob's (unquoted).
+
+    Listing streams page by page; a download asks for the exact version that was listed
+    (If-Match), so a blob overwritten mid-run is left for the next run rather than mislabelled.
+    """
+
+    def __init__(
+        self,
+        container: ContainerClient,
+        prefix: str = "",
+        extensions: frozenset[str] = AUDIO_EXTENSIONS,
+        settings: BlobSettings | None = None,
+    ) -> None:
+        self.container = container
+        self.prefix = prefix
+        self.extensions = frozenset(e.lower().lstrip(".") for e in extensions)
+        self.settings = settings
+        self.account = container.account_name
+        self.uri = f"az://{container.container_name}/{prefix}"
+
+    @property
+    def item_uri_prefix(self) -> str:
+        return self.item_uri(self.prefix)
+
+    def item_uri(self, blob_name: str) -> str:
+        return f"az://{self.account}/{self.container.container_name}/{blob_name}"
+
+    def list_items(self) -> Iterator[AudioItem]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        blobs = self.container.list_blobs(
+            name_starts_with=self.prefix or None, include=["metadata"]
+        )
+        try:
+            for blob in blobs:
+                if has_audio_extension(blob.name, self.extensions):
+                    yield self._item(blob)
+        except ResourceNotFoundError:
+            raise SourceNotFoundError(
+                f"container not found: {self.container.container_name} ({self.account})"
+            ) from None
+
+    def item(self, blob_name: str) -> AudioItem:
+        """The current properties of one blob, as an item (for event-driven ingestion)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            return self._item(self.container.get_blob_client(blob_name).get_blob_properties())
+        except AzureError as error:
+            raise SourceReadError(self._describe(blob_name, error)) from None
+
+    def read_bytes(self, item: AudioItem) -> bytes:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        try:
+            downloader = self.container.download_blob(
+                item.path, etag=f'"{item.etag}"', match_condition=MatchConditions.IfNotModified
+            )
+            return downloader.readall()
+        except AzureError as error:
+            raise SourceReadError(self._describe(item.path, error)) from None
+
+    def _item(self, blob) -> AudioItem:
+        return AudioItem(
+            uri=self.item_uri(blob.name),
+            path=blob.name,
+            etag=blob.etag.strip('"'),
+            size_bytes=blob.size,
+            last_modified=blob.last_modified,
+            metadata=dict(blob.metadata or {}),
+        )
+
+    def _describe(self, blob_name: str, error: Exception) -> str:
+        from tasks.azure_storage import redact
+
+        reason = getattr(error, "reason", None) or type(error).__name__
+        status = getattr(error, "status_code", None)
+        message = f"{self.item_uri(blob_name)}: {reason}" + (f" (HTTP {status})" if status else "")
+        return redact(message, self.settings) if self.settings else message
+
+
+def parse_blob_uri(uri: str) -> tuple[str, str]:
+    """``az://container/prefix`` -> (container, prefix)."""
+    rest = uri[len("az://") :]
+    container, _, prefix = rest.partition("/")
+    if not container:
+        raise ValueError(f"{uri!r}: expected az://<container>/<optional prefix>")
+    return container, prefix
+
+
+def open_source(uri: str, blob_settings: BlobSettings | None = None) -> AudioSource:
+    """The source a URI names: a local folder, a ``file://`` URI or ``az://container/prefix``."""
     if uri.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
         return LocalSource(Path(unquote(urlparse(uri).path)))
+    if uri.startswith("az://"):
+        from tasks.azure_storage import BlobSettings, service_client
+
+        settings = blob_settings or BlobSettings()
+        container, prefix = parse_blob_uri(uri)
+        client = service_client(settings).get_container_client(container)
+        return BlobSource(client, prefix, settings=settings)
     if "://" in uri:
-        raise ValueError(f"unsupported source URI {uri!r}: use a local folder or file:// URI")
+        raise ValueError(
+            f"unsupported source URI {uri!r}: use a local folder, file:// or az://container/prefix"
+        )
     return LocalSource(Path(uri))

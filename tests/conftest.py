@@ -7,6 +7,10 @@ instead of 10 s to keep the suite fast; one test exercises the 10 s default.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +79,82 @@ def catalogue(tmp_path: Path) -> Path:
     samples.write(root / "sweeps/chirp.mp3", samples.chirp(4.0, 44_100), 44_100, 2)
     samples.write(root / "machines/ticker.wav", samples.clicks(5.0, 16_000, 5.0), 16_000, 1)
     return root
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft; not a secret).
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's Blob service on a free loopback port; yields its connection string."""
+    binary = Path(__file__).parents[1] / "node_modules/.bin/azurite-blob"
+    if not binary.exists():
+        pytest.fail("Azurite is not installed: run `npm ci` (scripts/test does it)")
+    port = _free_port()
+    workspace = tmp_path_factory.mktemp("azurite")
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(workspace),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(
+                    f"Azurite did not start: {process.stderr.read().decode()}"
+                ) from None
+            time.sleep(0.1)
+    yield (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    )
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def blob_env(azurite: str, monkeypatch: pytest.MonkeyPatch, checkpoint: Path, tmp_path: Path):
+    """Settings that reach Azurite, a fresh container per test, and stores on Azurite."""
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_BLOB_CONNECTION_STRING", azurite)
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
+    suffix = uuid.uuid4().hex[:8]
+    service = BlobServiceClient.from_connection_string(azurite)
+    audio = service.create_container(f"audio-{suffix}")
+    stores = service.create_container(f"stores-{suffix}")
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_SNAPSHOT_URI", f"az://{stores.container_name}/snapshots")
+    monkeypatch.setenv(
+        "AUDIO_EMBEDDINGS_QUARANTINE_URI", f"az://{stores.container_name}/quarantine"
+    )
+    return audio
