@@ -127,7 +127,18 @@ def delta_storage_options(settings: BlobSettings) -> dict[str, str]:
     return {"account_name": account, "bearer_token": token}
 
 
+# What "UseDevelopmentStorage=true" stands for: Azurite's documented account on its default port.
+_DEVELOPMENT_STORAGE = {
+    "AccountName": "devstoreaccount1",
+    "AccountKey": "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+    "KBHBeksoGMGw==",
+    "BlobEndpoint": "http://127.0.0.1:10000/devstoreaccount1",
+}
+
+
 def _parse_connection_string(connection: str) -> dict[str, str]:
+    if connection.replace(" ", "").lower().rstrip(";") == "usedevelopmentstorage=true":
+        return dict(_DEVELOPMENT_STORAGE)
     parts = {}
     for piece in connection.split(";"):
         if "=" in piece:

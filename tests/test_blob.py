@@ -150,3 +150,11 @@ def test_sensor_announces_each_new_blob_once(blob_env: ContainerClient) -> None:
     _upload(blob_env, "site-c/late.wav", samples.tone(1.0, 16_000), 16_000)
     assert blob_sensor(source=source, max_events=3, settle_seconds=0) == 1
     assert blob_sensor(source=source, max_events=3, settle_seconds=0) == 0
+
+
+def test_development_storage_shorthand_reaches_azurite_defaults() -> None:
+    settings = BlobSettings(blob_connection_string="UseDevelopmentStorage=true")
+    options = delta_storage_options(settings)
+    assert options["account_name"] == "devstoreaccount1"
+    assert options["azure_endpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
+    assert options["azure_allow_http"] == "true"
