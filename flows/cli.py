@@ -116,11 +116,18 @@ def search(
 
 
 @app.command("refresh-index")
-def refresh_index(snapshot: SnapshotUri = None, index: IndexUri = None) -> None:
+def refresh_index(
+    snapshot: SnapshotUri = None,
+    index: IndexUri = None,
+    rebuild: Annotated[bool, typer.Option(help="Build a new index, switch when complete")] = False,
+    drop_old: Annotated[bool, typer.Option(help="With --rebuild: delete the old index")] = False,
+) -> None:
     """Apply the snapshot changes since the version the index reflects."""
     from flows.refresh_index import refresh_index as refresh_flow
 
-    result = refresh_flow(snapshot_uri=snapshot, index_uri=index)
+    result = refresh_flow(
+        snapshot_uri=snapshot, index_uri=index, rebuild=rebuild, drop_old=drop_old
+    )
     if result is None:
         console.print("no snapshot yet: nothing to index")
     else:

@@ -21,8 +21,7 @@ from tasks.audio import decode as decode_audio
 from tasks.checkpoint import resolve_checkpoint
 from tasks.embedding import load_embedder
 from tasks.events import BlobRef, parse_blob_url, prefect_event
-from tasks.index import RefreshResult, SearchFilter, SearchHit
-from tasks.index.lancedb_index import LanceDBIndex
+from tasks.index import RefreshResult, SearchFilter, SearchHit, VectorIndex
 from tasks.ingestion import ShardResult, embed_shard
 from tasks.sensor import SensorBatch, SensorCursor, select_new
 from tasks.settings import Settings
@@ -56,6 +55,17 @@ class ModelInfo:
     origin: str
     sha256: str
     is_official: bool
+
+
+def open_index(settings: Settings) -> VectorIndex:
+    """The configured vector index backend (``AUDIO_EMBEDDINGS_INDEX_BACKEND``)."""
+    if settings.index_backend == "azure_search":
+        from tasks.index.azure_search import AzureSearchIndex
+
+        return AzureSearchIndex(settings, settings.index_name)
+    from tasks.index.lancedb_index import LanceDBIndex
+
+    return LanceDBIndex(settings.resolved_index_uri(), settings.index_name)
 
 
 def snapshot_table(settings: Settings) -> SnapshotTable:
@@ -145,15 +155,26 @@ def commit_snapshot(
 
 
 @task(name="refresh-index", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
-def refresh_index_task(settings: Settings) -> RefreshResult | None:
-    """Bring the index up to the latest snapshot version by applying only the difference."""
+def refresh_index_task(
+    settings: Settings, rebuild: bool = False, drop_old: bool = False
+) -> RefreshResult | None:
+    """Bring the index up to the latest snapshot version by applying only the difference.
+
+    ``rebuild`` builds a new index from the whole snapshot and switches readers to it once it is
+    complete (for a model or schema change); ``drop_old`` then deletes the previous one.
+    """
     snapshot_uri = settings.resolved_snapshot_uri()
     snapshot = snapshot_table(settings)
     latest = snapshot.version()
     if latest is None:
         get_run_logger().info("no snapshot yet at %s: nothing to index", snapshot_uri)
         return None
-    index = LanceDBIndex(settings.resolved_index_uri(), settings.index_name)
+    index = open_index(settings)
+    if rebuild:
+        everything = snapshot.diff(None, latest)
+        name = index.rebuild(everything, snapshot_uri, drop_old)
+        get_run_logger().info("rebuilt %s from snapshot version %d", name, latest)
+        return RefreshResult(None, latest, everything.upserts.num_rows, 0)
     reflected = index.reflected_version(snapshot_uri)
     if reflected == latest:
         return RefreshResult(reflected, latest, 0, 0)
@@ -181,8 +202,7 @@ def search_index(
     vector: np.ndarray, top: int, where: SearchFilter, settings: Settings
 ) -> list[SearchHit]:
     """The ``top`` nearest files in the index."""
-    index = LanceDBIndex(settings.resolved_index_uri(), settings.index_name)
-    return index.search(vector, k=top, where=where)
+    return open_index(settings).search(vector, k=top, where=where)
 
 
 @task(name="plan-blob-batch", cache_policy=NO_CACHE)

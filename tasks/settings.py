@@ -8,8 +8,9 @@ read too. Flows and the CLI build one ``Settings`` at the edge and pass the part
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasks.azure_storage import BlobSettings
@@ -65,7 +66,36 @@ class ModelSettings(BaseSettings):
     top_labels: int = Field(5, ge=0, le=527, description="AudioSet labels kept per file")
 
 
-class Settings(AudioLimits, ModelSettings, BlobSettings):
+class SearchServiceSettings(BaseSettings):
+    """Azure AI Search: where the service is, how to authenticate, and the vector index shape.
+
+    HNSW defaults are the service's own (m 4, efConstruction 400, efSearch 500, cosine): the
+    least memory per vector; raise m (up to 10) and efSearch if the recall benchmark on your data
+    asks for it. Quantization cuts vector storage 4x (scalar int8) or 32x (binary), with
+    rescoring on the original vectors to win back recall.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUDIO_EMBEDDINGS_", extra="ignore")
+
+    search_endpoint: str | None = Field(None, description="https://<service>.search.windows.net")
+    search_api_key: SecretStr | None = Field(
+        None, description="Admin key; unset: DefaultAzureCredential (RBAC)"
+    )
+    search_hnsw_m: int = Field(4, ge=4, le=10, description="HNSW graph degree")
+    search_hnsw_ef_construction: int = Field(400, ge=100, le=1000, description="HNSW build list")
+    search_hnsw_ef_search: int = Field(500, ge=100, le=1000, description="HNSW query list")
+    search_quantization: Literal["none", "scalar", "binary"] = Field(
+        "none", description="Vector compression, with rescoring"
+    )
+    search_batch_max_documents: int = Field(1000, ge=1, le=1000, description="Actions per request")
+    search_batch_max_bytes: int = Field(
+        15 * 1024 * 1024, gt=0, le=16 * 1024 * 1024, description="JSON bytes per request"
+    )
+    search_max_attempts: int = Field(6, ge=1, description="Tries per document (409/422/503)")
+    search_retry_initial_seconds: float = Field(1.0, ge=0, description="First backoff (s)")
+
+
+class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     """Everything: audio limits, model, Azure Blob access, where snapshots and the index live."""
 
     model_config = SettingsConfigDict(
@@ -77,8 +107,13 @@ class Settings(AudioLimits, ModelSettings, BlobSettings):
     )
     snapshot_uri: str | None = Field(None, description="Delta table of embeddings")
     quarantine_uri: str | None = Field(None, description="Delta table of rejected inputs")
+    index_backend: Literal["lancedb", "azure_search"] = Field(
+        "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
+    )
     index_uri: str | None = Field(None, description="LanceDB folder of the vector index")
-    index_name: str = Field("audio_embeddings", description="Index (table) name")
+    index_name: str = Field(
+        "audio-embeddings", pattern=r"^[a-z0-9][a-z0-9-]*$", description="Index (or alias) name"
+    )
     shard_size: int = Field(64, gt=0, description="Files per Prefect task")
     prepare_workers: int = Field(
         2, gt=0, le=64, description="Threads per shard that download and decode ahead of the model"

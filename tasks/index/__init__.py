@@ -1,6 +1,7 @@
 """The vector index: a derived view of one snapshot version, behind one small interface.
 
-Backends: ``LanceDBIndex`` (embedded default, a local folder). Every backend records which
+Backends: ``LanceDBIndex`` (embedded default, a local folder) and ``AzureSearchIndex``
+(Azure AI Search). Every backend records which
 snapshot version it reflects, applies only the difference since then, and answers k-NN queries
 with cosine similarity (1.0 = same direction) and an optional filter.
 """
@@ -58,6 +59,10 @@ class VectorIndex(Protocol):
 
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
         """Upsert the diff's rows, delete its removed keys, then record its ``to_version``."""
+        ...
+
+    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+        """Build a fresh index from a whole snapshot and switch readers to it when complete."""
         ...
 
     def search(

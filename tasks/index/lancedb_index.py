@@ -8,7 +8,7 @@ side table, written after the data, so a refresh that dies part-way is simply ap
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import lancedb
 import numpy as np
@@ -64,7 +64,7 @@ def where_clause(where: SearchFilter | None) -> str | None:
 class LanceDBIndex:
     """A LanceDB folder holding the table ``name`` and its ``<name>_state`` side table."""
 
-    def __init__(self, uri: str, name: str = "audio_embeddings") -> None:
+    def __init__(self, uri: str, name: str = "audio-embeddings") -> None:
         self.uri = uri
         self.name = name
         self._db = lancedb.connect(uri)
@@ -84,24 +84,29 @@ class LanceDBIndex:
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
         table = self._open(self.name, INDEX_SCHEMA)
         if diff.upserts.num_rows:
-            documents = (
-                diff.upserts.rename_columns(
-                    ["vector" if n == "embedding" else n for n in diff.upserts.column_names]
-                )
-                .select(INDEX_SCHEMA.names)
-                .cast(INDEX_SCHEMA)
-            )
             (
                 table.merge_insert("key")
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
-                .execute(documents)
+                .execute(self._documents(diff.upserts))
             )
         self._delete(table, diff.deleted_keys)
+        self._record(snapshot_uri, diff.to_version)
+        return RefreshResult(
+            diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
+        )
+
+    @staticmethod
+    def _documents(rows: pa.Table) -> pa.Table:
+        names = ["vector" if n == "embedding" else n for n in rows.column_names]
+        return rows.rename_columns(names).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+
+    def _record(self, snapshot_uri: str, version: int) -> None:
+        """Write which snapshot version the index reflects (after the data)."""
         state = pa.table(
             {
                 "snapshot_uri": [snapshot_uri],
-                "snapshot_version": [diff.to_version],
+                "snapshot_version": [version],
                 "updated_at": [datetime.now(UTC)],
             },
             schema=STATE_SCHEMA,
@@ -113,9 +118,18 @@ class LanceDBIndex:
             .when_not_matched_insert_all()
             .execute(state)
         )
-        return RefreshResult(
-            diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
+
+    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+        """Refill from a whole snapshot into a new table version (readers see the old version
+        until the new one is committed); ``drop_old`` also removes older table versions."""
+        documents = self._documents(everything.upserts)
+        table = self._db.create_table(
+            self.name, data=documents, schema=INDEX_SCHEMA, mode="overwrite"
         )
+        self._record(snapshot_uri, everything.to_version)
+        if drop_old:
+            table.cleanup_old_versions(older_than=timedelta(0))
+        return self.name
 
     def search(
         self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
