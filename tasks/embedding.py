@@ -36,6 +36,17 @@ NUM_CLASSES = 527
 WINDOW_SIZE, HOP_SIZE, MEL_BINS, FMIN, FMAX = 1024, 320, 64, 50, 14_000
 
 
+# Cnn14's six conv blocks and their pooling, as in panns_inference.models.Cnn14.forward.
+_CONV_BLOCKS = (
+    ("conv_block1", (2, 2)),
+    ("conv_block2", (2, 2)),
+    ("conv_block3", (2, 2)),
+    ("conv_block4", (2, 2)),
+    ("conv_block5", (2, 2)),
+    ("conv_block6", (1, 1)),
+)
+
+
 @dataclass(frozen=True)
 class AudioSetLabels:
     """The 527 AudioSet classes in Cnn14's output order."""
@@ -162,12 +173,15 @@ class PannsEmbedder:
         checkpoint_sha256: str,
         limits: AudioLimits,
         batch_size: int = 8,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.checkpoint_sha256 = checkpoint_sha256
         self.limits = limits
         self.batch_size = batch_size
+        self.precision = precision
+        self._autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self._forward_lock = threading.Lock()
 
     @classmethod
@@ -177,6 +191,7 @@ class PannsEmbedder:
         device: str = "auto",
         limits: AudioLimits | None = None,
         batch_size: int = 8,
+        precision: str = "fp32",
     ) -> PannsEmbedder:
         """Build Cnn14 and load the checkpoint at ``path`` onto ``device``."""
         sha256 = file_sha256(path)
@@ -190,7 +205,9 @@ class PannsEmbedder:
                 f"{path}: not a Cnn14 checkpoint (missing {missing[:5]}, unexpected "
                 f"{unexpected[:5]})"
             )
-        return cls(model, choose_device(device), sha256, limits or AudioLimits(), batch_size)
+        return cls(
+            model, choose_device(device), sha256, limits or AudioLimits(), batch_size, precision
+        )
 
     @property
     def is_official_checkpoint(self) -> bool:
@@ -202,14 +219,38 @@ class PannsEmbedder:
             raise ValueError(f"expected audio of shape [n, samples], got {windows.shape}")
         embeddings = np.empty((windows.shape[0], EMBEDDING_SIZE), dtype=np.float32)
         probabilities = np.empty((windows.shape[0], NUM_CLASSES), dtype=np.float32)
+        on_cuda = self.device.type == "cuda"
         for start in range(0, windows.shape[0], self.batch_size):
             batch = torch.from_numpy(windows[start : start + self.batch_size])
+            if on_cuda:  # page-locked memory lets the copy run asynchronously
+                batch = batch.pin_memory()
             with self._forward_lock, torch.inference_mode():
-                output = self.model(batch.to(self.device, non_blocking=True))
+                embedding, clipwise = self._forward(batch.to(self.device, non_blocking=on_cuda))
             stop = start + batch.shape[0]
-            embeddings[start:stop] = output["embedding"].float().cpu().numpy()
-            probabilities[start:stop] = output["clipwise_output"].float().cpu().numpy()
+            embeddings[start:stop] = embedding.float().cpu().numpy()
+            probabilities[start:stop] = clipwise.float().cpu().numpy()
         return embeddings, probabilities
+
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cnn14's eval-mode forward pass, with the log-mel front end kept in fp32.
+
+        The STFT power of a loud window reaches ~2.6e5, past fp16's 65504, so only the
+        convolutional trunk and the head run under autocast (when a lower precision is set).
+        """
+        model = self.model
+        features = model.logmel_extractor(model.spectrogram_extractor(batch))
+        features = model.bn0(features.transpose(1, 3)).transpose(1, 3)
+        with torch.autocast(
+            self.device.type, dtype=self._autocast_dtype, enabled=self._autocast_dtype is not None
+        ):
+            x = features
+            for block, pool in _CONV_BLOCKS:
+                x = getattr(model, block)(x, pool_size=pool, pool_type="avg")
+            x = torch.mean(x, dim=3)
+            x = torch.max(x, dim=2).values + torch.mean(x, dim=2)
+            embedding = torch.relu(model.fc1(x))
+            clipwise = torch.sigmoid(model.fc_audioset(embedding))
+        return embedding, clipwise
 
     def embed_files(self, files: Sequence[Windows]) -> list[FileEmbedding]:
         """Embed many files' windows, filling each batch with windows from several files."""
@@ -254,11 +295,10 @@ class PannsEmbedder:
 
 @lru_cache(maxsize=2)
 def _cached_embedder(
-    path: Path, mtime_ns: int, device: str, limits_json: str, batch_size: int
+    path: Path, mtime_ns: int, device: str, limits_json: str, batch_size: int, precision: str
 ) -> PannsEmbedder:
-    return PannsEmbedder.load(
-        path, device, AudioLimits.model_validate_json(limits_json), batch_size
-    )
+    limits = AudioLimits.model_validate_json(limits_json)
+    return PannsEmbedder.load(path, device, limits, batch_size, precision)
 
 
 def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder:
@@ -270,4 +310,5 @@ def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder
         settings.device,
         limits.model_dump_json(),
         settings.batch_size,
+        settings.precision,
     )

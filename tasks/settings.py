@@ -63,6 +63,9 @@ class ModelSettings(BaseSettings):
     allow_download: bool = Field(True, description="Download the official checkpoint if missing")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
     batch_size: int = Field(8, gt=0, le=1024, description="Windows per forward pass")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32", description="Autocast precision of the forward pass (fp16/bf16: GPUs)"
+    )
     top_labels: int = Field(5, ge=0, le=527, description="AudioSet labels kept per file")
 
 

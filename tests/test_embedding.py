@@ -154,3 +154,36 @@ def test_cuda_matches_cpu(checkpoint: Path, test_limits: AudioLimits) -> None:
     gpu = PannsEmbedder.load(checkpoint, device="cuda:0", limits=test_limits)
     assert gpu.device.type == "cuda"
     np.testing.assert_allclose(gpu.embed_windows(clips)[0], cpu.embed_windows(clips)[0], atol=1e-3)
+
+
+def test_bf16_autocast_stays_within_tolerance_of_fp32(
+    checkpoint: Path, embedder: PannsEmbedder
+) -> None:
+    # The same autocast code path as on a GPU (fp16 would be very slow on this CPU).
+    reduced = PannsEmbedder.load(checkpoint, device="cpu", limits=embedder.limits, precision="bf16")
+    clips = _clips(2, 2.0)
+    full, _ = embedder.embed_windows(clips)
+    low, _ = reduced.embed_windows(clips)
+    cosine = (full * low).sum(axis=1) / (np.linalg.norm(full, axis=1) * np.linalg.norm(low, axis=1))
+    assert (cosine >= 0.999).all(), cosine
+    assert not np.array_equal(full, low)  # autocast really ran
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fp16_on_cuda_stays_within_tolerance(checkpoint: Path, test_limits: AudioLimits) -> None:
+    clips = _clips(8, 2.0)
+    full = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits)
+    half = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits, precision="fp16")
+    a, b = full.embed_windows(clips)[0], half.embed_windows(clips)[0]
+    cosine = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert (cosine >= 0.999).all(), cosine
+
+
+def test_our_forward_pass_equals_panns_cnn14_forward(embedder: PannsEmbedder) -> None:
+    clips = _clips(3, 2.0)
+    ours, probabilities = embedder.embed_windows(clips)
+    with torch.inference_mode():
+        reference = embedder.model(torch.from_numpy(clips))
+    np.testing.assert_allclose(ours, reference["embedding"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities, reference["clipwise_output"].numpy(), atol=1e-6)
