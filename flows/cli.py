@@ -59,12 +59,20 @@ def ingest(
     checkpoint: Checkpoint = None,
     shard_size: Annotated[int | None, typer.Option(min=1, help="Files per Prefect task")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index refresh")] = False,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="Run shards on this Dask scheduler (or AUDIO_EMBEDDINGS_DASK_ADDRESS)"),
+    ] = None,
 ) -> None:
     """Embed new and changed files of SOURCE and commit a snapshot version."""
     from flows.ingest import ingest as ingest_flow
+    from flows.ingest import on_dask
     from tasks.reports import ingest_table
 
     _preflight(checkpoint)
+    address = dask_address or Settings().dask_address
+    if address:
+        ingest_flow = on_dask(ingest_flow, address)
     try:
         summary = ingest_flow(
             source=source,

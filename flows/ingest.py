@@ -6,7 +6,7 @@ by hand) and ``ingest_blobs`` (a list of blobs, from ``azure.blob.created`` even
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import Flow, flow
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -97,3 +97,15 @@ def _embed_commit_refresh(
     )
     publish_ingest_summary(summary)
     return summary
+
+
+def on_dask(ingest_flow: Flow, address: str | None) -> Flow:
+    """The same flow with its tasks on a Dask cluster (each worker loads the model once).
+
+    ``address`` is a running scheduler (``tcp://host:8786``, e.g. dask-cuda workers on an AKS GPU
+    node pool); None starts a temporary ``distributed.LocalCluster`` for the run.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    return ingest_flow.with_options(task_runner=runner)

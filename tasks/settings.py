@@ -118,6 +118,9 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         "audio-embeddings", pattern=r"^[a-z0-9][a-z0-9-]*$", description="Index (or alias) name"
     )
     shard_size: int = Field(64, gt=0, description="Files per Prefect task")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:8786): shards run on its workers"
+    )
     prepare_workers: int = Field(
         2, gt=0, le=64, description="Threads per shard that download and decode ahead of the model"
     )
