@@ -110,6 +110,7 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     )
     snapshot_uri: str | None = Field(None, description="Delta table of embeddings")
     quarantine_uri: str | None = Field(None, description="Delta table of rejected inputs")
+    anomaly_uri: str | None = Field(None, description="Folder (or az://) of the anomaly tables")
     index_backend: Literal["lancedb", "azure_search"] = Field(
         "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
     )
@@ -137,6 +138,10 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     def resolved_quarantine_uri(self) -> str:
         """The quarantine table location, defaulting under ``data_dir``."""
         return self.quarantine_uri or str((self.data_dir / "quarantine").resolve())
+
+    def resolved_anomaly_uri(self) -> str:
+        """Where anomaly results and calibrations live, defaulting under ``data_dir``."""
+        return self.anomaly_uri or str((self.data_dir / "anomaly").resolve())
 
     def resolved_index_uri(self) -> str:
         """The LanceDB folder, defaulting under ``data_dir``."""

@@ -223,3 +223,17 @@ def open_source(uri: str, blob_settings: BlobSettings | None = None) -> AudioSou
             f"unsupported source URI {uri!r}: use a local folder, file:// or az://container/prefix"
         )
     return LocalSource(Path(uri))
+
+
+def locate(item_uri: str, blob_settings: BlobSettings | None = None) -> tuple[AudioSource, str]:
+    """The source that can read an item URI, and the item's path within it (to re-read a file
+    known from a snapshot row)."""
+    if item_uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        absolute = Path(unquote(urlparse(item_uri).path))
+        return LocalSource(absolute.parent), absolute.name
+    if item_uri.startswith("az://"):
+        _, container, path = item_uri[len("az://") :].split("/", 2)
+        return open_source(f"az://{container}/", blob_settings), path
+    raise ValueError(f"unsupported item URI {item_uri!r}")

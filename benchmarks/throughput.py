@@ -1,0 +1,324 @@
+"""Throughput benchmark: the naive per-file PANNs loop against our pipeline, same weights, same
+machine, one run. Not part of the test suite.
+
+    python benchmarks/throughput.py --clips 200                     # CPU or GPU, whatever is here
+    python benchmarks/throughput.py --clips 2000 --batch-sizes 32,64,128,256 --precision fp16
+
+Each phase runs in a fresh process so that its peak RSS is its own. Results go to
+benchmarks/results/<host>-<device>.json and are printed as a table.
+
+Phases
+- model-only: Cnn14 on pre-decoded 10 s windows at each batch size (the ceiling);
+- naive: what the seed notebook and public examples do per file: ``librosa.load(path, sr=32000)``
+  then one forward pass per file, decoding and inference never overlapping;
+- pipeline: our shard path (threads read + decode + resample + window ahead of the model,
+  windows from many files share batches), from WAV files on disk to snapshot rows;
+- no-change: an incremental run over a catalogue whose snapshot already holds every file
+  (list + etag diff), against the full-run time implied by the pipeline's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CLIP_SECONDS = 10.0
+SOURCE_RATE = 44_100
+GMAC_PER_CLIP = 42.2  # Cnn14 multiply-adds per 10 s clip (PANNs paper, Table XII)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _gpu_peak_mb() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def make_catalogue(folder: Path, count: int) -> list[Path]:
+    """``count`` distinct 10 s WAV files at 44.1 kHz stereo, as real catalogues are."""
+    from tasks import samples
+
+    paths = []
+    for i in range(count):
+        path = folder / f"clips/{i // 1000:03d}/clip-{i:05d}.wav"
+        if not path.exists():
+            kind = i % 3
+            mono = (
+                samples.engine(CLIP_SECONDS, SOURCE_RATE, 900 + 7 * i, i)
+                if kind == 0
+                else samples.chirp(CLIP_SECONDS, SOURCE_RATE, 50 + i % 400, 4000 + i)
+                if kind == 1
+                else samples.noise(CLIP_SECONDS, SOURCE_RATE, i, 0.2)
+            )
+            samples.write(path, mono, SOURCE_RATE, channels=2)
+        paths.append(path)
+    return paths
+
+
+def _embedder(args: argparse.Namespace, batch_size: int):
+    from tasks.embedding import PannsEmbedder
+    from tasks.settings import AudioLimits
+
+    return PannsEmbedder.load(
+        Path(args.checkpoint),
+        device=args.device,
+        limits=AudioLimits(window_seconds=CLIP_SECONDS),
+        batch_size=batch_size,
+        precision=args.precision,
+    )
+
+
+def phase_model_only(args: argparse.Namespace, batch_size: int) -> dict:
+    import numpy as np
+
+    embedder = _embedder(args, batch_size)
+    rng = np.random.default_rng(0)
+    windows = (0.1 * rng.standard_normal((batch_size, int(CLIP_SECONDS * 32_000)))).astype(
+        np.float32
+    )
+    embedder.embed_windows(windows)  # warm-up (cuDNN autotuning, allocator)
+    device = str(embedder.device)
+    _sync(device)
+    batches, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds_per_point or batches < 3:
+        embedder.embed_windows(windows)
+        batches += 1
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    return {
+        "batch_size": batch_size,
+        "clips_per_s": batches * batch_size / elapsed,
+        "peak_rss_mb": _peak_rss_mb(),
+        "gpu_peak_mb": _gpu_peak_mb(),
+    }
+
+
+def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
+    import librosa
+    import torch
+
+    embedder = _embedder(args, 1)
+    librosa.load(paths[0], sr=32_000, mono=True)  # librosa JIT-compiles on first use: not timed
+    start = time.perf_counter()
+    for path in paths:
+        audio, _ = librosa.load(path, sr=32_000, mono=True)
+        with torch.inference_mode():
+            embedder.model(torch.from_numpy(audio[None, :]).to(embedder.device))
+    _sync(str(embedder.device))
+    elapsed = time.perf_counter() - start
+    return {
+        "clips": len(paths),
+        "seconds": elapsed,
+        "clips_per_s": len(paths) / elapsed,
+        "peak_rss_mb": _peak_rss_mb(),
+        "gpu_peak_mb": _gpu_peak_mb(),
+    }
+
+
+def phase_pipeline(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
+    from tasks.ingestion import embed_shard
+    from tasks.sources import LocalSource
+
+    embedder = _embedder(args, batch_size)
+    source = LocalSource(Path(folder))
+    items = list(source.list_items())
+    embed_shard(items[:batch_size], source, embedder, "warm-up", workers=args.workers)
+    _sync(str(embedder.device))
+    start = time.perf_counter()
+    rows = 0
+    for offset in range(0, len(items), args.shard_size):
+        result = embed_shard(
+            items[offset : offset + args.shard_size],
+            source,
+            embedder,
+            "bench",
+            workers=args.workers,
+        )
+        rows += result.rows.num_rows
+    _sync(str(embedder.device))
+    elapsed = time.perf_counter() - start
+    return {
+        "clips": rows,
+        "seconds": elapsed,
+        "clips_per_s": rows / elapsed,
+        "batch_size": batch_size,
+        "workers": args.workers,
+        "peak_rss_mb": _peak_rss_mb(),
+        "gpu_peak_mb": _gpu_peak_mb(),
+    }
+
+
+def phase_no_change(files: int, workdir: str) -> dict:
+    """Time the planning of an incremental run over ``files`` already-ingested files."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pyarrow as pa
+
+    from tasks.snapshots import SNAPSHOT_SCHEMA, QuarantineTable, SnapshotTable, plan_changes
+    from tasks.sources import LocalSource
+
+    root = Path(workdir) / "many"
+    for i in range(files):  # content is never read by a no-change run: tiny files will do
+        path = root / f"{i // 1000:03d}/f{i:05d}.wav"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"RIFF")
+    source = LocalSource(root)
+    items = list(source.list_items())
+    now = datetime.now(UTC)
+    vectors = np.random.default_rng(0).random((len(items), 2048), dtype=np.float32)
+    table = SnapshotTable(str(Path(workdir) / "many-snapshot"))
+    table.commit(
+        pa.table(
+            {
+                "key": [i.key for i in items],
+                "source_uri": [i.uri for i in items],
+                "path": [i.path for i in items],
+                "etag": [i.etag for i in items],
+                "size_bytes": [i.size_bytes for i in items],
+                "last_modified": [now] * len(items),
+                "duration_seconds": [10.0] * len(items),
+                "sample_rate": [44_100] * len(items),
+                "channels": [2] * len(items),
+                "num_windows": [1] * len(items),
+                "embedding": list(vectors),
+                "labels": [["x"]] * len(items),
+                "label_scores": [[0.5]] * len(items),
+                "model": ["Cnn14"] * len(items),
+                "checkpoint_sha256": ["x"] * len(items),
+                "run_id": ["r"] * len(items),
+                "ingested_at": [now] * len(items),
+            },
+            schema=SNAPSHOT_SCHEMA,
+        ),
+        [],
+        "setup",
+    )
+    quarantine = QuarantineTable(str(Path(workdir) / "many-quarantine"))
+    start = time.perf_counter()
+    plan = plan_changes(
+        source.list_items(), table.current_etags(source.item_uri_prefix), quarantine.quarantined()
+    )
+    elapsed = time.perf_counter() - start
+    assert not plan.to_embed and not plan.deleted_keys
+    return {"files": files, "seconds": elapsed, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _in_child(function, *args):
+    """Run a phase in a fresh process (spawned: no inherited model or CUDA state)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument(
+        "--naive-clips", type=int, default=None, help="clips for the naive loop (default: all)"
+    )
+    parser.add_argument("--batch-sizes", default="1,4,8,16")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="read/decode threads per shard")
+    parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument("--seconds-per-point", type=float, default=20.0)
+    parser.add_argument("--no-change-files", type=int, default=10_000)
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="Cnn14 checkpoint (default: a random-weight one; speed is the same)",
+    )
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from tasks.embedding import choose_device, write_random_checkpoint
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="audio-embeddings-bench-"))
+    if args.checkpoint is None:
+        args.checkpoint = str(workdir / "random-cnn14.pth")
+        if not Path(args.checkpoint).exists():
+            write_random_checkpoint(Path(args.checkpoint))
+    device = choose_device(args.device)
+    args.device = str(device)
+    paths = [str(p) for p in make_catalogue(workdir, args.clips)]
+
+    model_only = [_in_child(phase_model_only, args, int(b)) for b in args.batch_sizes.split(",")]
+    best = max(model_only, key=lambda r: r["clips_per_s"])
+    naive = _in_child(phase_naive, args, paths[: args.naive_clips or len(paths)])
+    pipeline = _in_child(phase_pipeline, args, str(workdir / "clips"), best["batch_size"])
+    no_change = _in_child(phase_no_change, args.no_change_files, str(workdir))
+    full_run_s = args.no_change_files / pipeline["clips_per_s"]
+
+    machine = {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_count": multiprocessing.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "precision": args.precision,
+    }
+    results = {
+        "machine": machine,
+        "clips": args.clips,
+        "model_only": model_only,
+        "best_batch_size": best["batch_size"],
+        "naive": naive,
+        "pipeline": pipeline,
+        "pipeline_vs_model_only": pipeline["clips_per_s"] / best["clips_per_s"],
+        "pipeline_vs_naive": pipeline["clips_per_s"] / naive["clips_per_s"],
+        "pipeline_x_realtime": pipeline["clips_per_s"] * CLIP_SECONDS,
+        "pipeline_gflops": pipeline["clips_per_s"] * GMAC_PER_CLIP * 2,
+        "model_only_gflops": best["clips_per_s"] * GMAC_PER_CLIP * 2,
+        "no_change": {
+            **no_change,
+            "full_run_seconds_extrapolated": full_run_s,
+            "fraction_of_full_run": no_change["seconds"] / full_run_s,
+        },
+    }
+    out = Path(
+        args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-{device.type}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(
+        f"\nmodel-only best: {best['clips_per_s']:.2f} clips/s at batch {best['batch_size']}; "
+        f"naive {naive['clips_per_s']:.2f}; pipeline {pipeline['clips_per_s']:.2f} "
+        f"({results['pipeline_vs_model_only']:.0%} of model-only, "
+        f"{results['pipeline_vs_naive']:.2f}x naive); no-change run of "
+        f"{args.no_change_files} files: {no_change['seconds']:.2f} s "
+        f"({results['no_change']['fraction_of_full_run']:.2%} of a full run)"
+    )
+
+
+if __name__ == "__main__":
+    main()
