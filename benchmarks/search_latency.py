@@ -109,7 +109,7 @@ def bench_size(size: int, query_count: int) -> dict:
             .nprobes(20)
             .refine_factor(10)
             .limit(10)
-            .select(["key"])
+            .select(["key", "_distance"])
             .to_arrow()
         )
         return hits["key"].to_pylist()

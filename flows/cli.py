@@ -201,5 +201,80 @@ def demo(
     search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
 
 
+anomaly_app = typer.Typer(
+    help="Anomaly scans against references of normal sound.", no_args_is_help=True
+)
+app.add_typer(anomaly_app, name="anomaly")
+
+
+@anomaly_app.command("scan")
+def anomaly_scan(
+    reference_prefix: Annotated[str, typer.Option(help="Snapshot paths of normal clips")],
+    group_pattern: Annotated[
+        str | None, typer.Option(help="Regex whose first group names the machine, e.g. '^([^/]+)/'")
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Scan these paths (repeatable) instead of the clips new since the last scan"
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option(min=1)] = 3,
+    quantile: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.99,
+    threshold: Annotated[float | None, typer.Option(help="Override the calibration")] = None,
+    window_seconds: Annotated[float, typer.Option(min=0.5)] = 2.0,
+) -> None:
+    """Score new clips against their reference; report anomalies and where they are."""
+    from flows.anomaly_scan import anomaly_scan as scan_flow
+
+    summary = scan_flow(
+        reference_prefix=reference_prefix,
+        group_pattern=group_pattern,
+        paths=path,
+        k=k,
+        quantile=quantile,
+        threshold=threshold,
+        window_seconds=window_seconds,
+        hop_seconds=window_seconds / 2,
+    )
+    console.print(
+        f"scanned {summary.scanned} clips: {summary.anomalies} anomalous "
+        f"(thresholds {summary.thresholds}); details in the anomaly-scan artifact"
+    )
+
+
+@anomaly_app.command("evaluate")
+def anomaly_evaluate(
+    reference: Annotated[Path, typer.Argument(help="Folder of normal clips (the reference)")],
+    normal: Annotated[Path, typer.Argument(help="Folder of held-out normal clips")],
+    anomalous: Annotated[Path, typer.Argument(help="Folder of anomalous clips")],
+    k: Annotated[int, typer.Option(min=1)] = 3,
+    quantile: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.99,
+    window_seconds: Annotated[float, typer.Option(min=0.5)] = 2.0,
+    checkpoint: Checkpoint = None,
+) -> None:
+    """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold."""
+    from tasks.anomaly_pipeline import evaluate_folders
+
+    _preflight(checkpoint)
+    settings = Settings.with_overrides(checkpoint_path=checkpoint)
+    result, calibration = evaluate_folders(
+        reference,
+        normal,
+        anomalous,
+        settings,
+        k=k,
+        quantile=quantile,
+        window_seconds=window_seconds,
+        hop_seconds=window_seconds / 2,
+    )
+    console.print(
+        f"ROC AUC {result.roc_auc:.3f}, pAUC(0.1) {result.partial_auc:.3f}, precision "
+        f"{result.precision:.3f}, recall {result.recall:.3f} at threshold "
+        f"{calibration.threshold:.4g} ({result.normal_clips} normal, "
+        f"{result.anomalous_clips} anomalous clips)"
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -15,9 +16,11 @@ from tasks.anomaly import (
     Calibration,
     ClipScore,
     ClipWindows,
+    Evaluation,
     Reference,
     ReferenceSelector,
     calibrate,
+    evaluate,
     score_clip,
 )
 from tasks.anomaly_store import AnomalyStore
@@ -26,7 +29,7 @@ from tasks.embedding import PannsEmbedder, load_embedder
 from tasks.ingestion import prepare
 from tasks.pipeline import snapshot_table
 from tasks.settings import AudioLimits, Settings
-from tasks.sources import AudioItem, locate
+from tasks.sources import AudioItem, LocalSource, locate
 
 ANOMALY_EVENT = "audio.anomaly.detected"
 
@@ -294,3 +297,45 @@ def publish_scan_report(
         report, key="anomaly-scan", description=f"{len(anomalies)} anomalies in {len(scores)} clips"
     )
     return report
+
+
+def embed_folder(folder: Path, embedder: PannsEmbedder) -> tuple[list[ClipWindows], list[str]]:
+    """Scan-window embeddings of every audio file in a folder (for evaluation)."""
+    source = LocalSource(folder)
+    clips, problems = [], []
+    for item in source.list_items():
+        try:
+            prepared = prepare(item, source, embedder)
+        except AudioError as error:
+            problems.append(str(error))
+            continue
+        result = embedder.embed_files([prepared.windows])[0]
+        clips.append(
+            ClipWindows(item.key, item.path, result.window_embeddings, result.window_start_seconds)
+        )
+    return clips, problems
+
+
+def evaluate_folders(
+    reference_dir: Path,
+    normal_dir: Path,
+    anomalous_dir: Path,
+    settings: Settings,
+    k: int = 3,
+    method: str = "gamma",
+    quantile: float = 0.99,
+    window_seconds: float = 2.0,
+    hop_seconds: float | None = 1.0,
+) -> tuple[Evaluation, Calibration]:
+    """Calibrate on ``reference_dir`` and measure detection on labelled normal/anomalous clips."""
+    embedder = scan_embedder(settings, window_seconds, hop_seconds)
+    reference = Reference("", embed_folder(reference_dir, embedder)[0], k)
+    calibration = calibrate(reference, method, quantile)
+    normal = [
+        score_clip(c, reference, calibration).score for c in embed_folder(normal_dir, embedder)[0]
+    ]
+    anomalous = [
+        score_clip(c, reference, calibration).score
+        for c in embed_folder(anomalous_dir, embedder)[0]
+    ]
+    return evaluate(normal, anomalous, calibration.threshold), calibration

@@ -53,15 +53,20 @@ def test_a_short_transient_in_a_long_clip_is_flagged_and_located() -> None:
     long_clip = _normal_clip(50, windows=30, seed=9)
     embeddings = long_clip.embeddings.copy()
     embeddings[17] = np.r_[np.zeros(8), np.ones(8)]  # one window sounds like nothing normal
-    scored = score_clip(ClipWindows("x", "pump/new.wav", embeddings, long_clip.start_seconds),
-                        reference, calibration)
+    scored = score_clip(
+        ClipWindows("x", "pump/new.wav", embeddings, long_clip.start_seconds),
+        reference,
+        calibration,
+    )
     assert scored.is_anomaly and scored.worst_window_start_seconds == 17.0
     assert scored.nearest_reference_paths  # the closest normal clips, for the report
 
 
 def test_reference_fingerprint_follows_its_clips() -> None:
     clips = [_normal_clip(i) for i in range(4)]
-    assert Reference("", clips, 3).fingerprint == Reference("", list(reversed(clips)), 3).fingerprint
+    assert (
+        Reference("", clips, 3).fingerprint == Reference("", list(reversed(clips)), 3).fingerprint
+    )
     assert Reference("", clips, 3).fingerprint != Reference("", clips[:3], 3).fingerprint
 
 
@@ -128,3 +133,67 @@ def test_scan_flow_flags_locates_reports_and_never_repeats(
     third = anomaly_scan(**params)
     assert third.scanned == 1
     assert len(anomaly_store(Settings()).calibrations()) == 1  # reference unchanged: reused
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
+    import http.server
+    import json
+    import threading
+    import time
+    import uuid
+
+    import yaml
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.events import emit_event
+    from prefect.events.schemas.automations import AutomationCore
+
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    block = CustomWebhookNotificationBlock(
+        name="maintenance",
+        url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        allow_private_urls=True,
+    )
+    block_id = block.save(f"maintenance-{uuid.uuid4().hex[:8]}")
+    text = (Path(__file__).parents[1] / "infra/automations/anomaly-detected.yaml").read_text()
+    definition = yaml.safe_load(text.replace("NOTIFICATION_BLOCK_ID", str(block_id)))
+    with get_client(sync_client=True) as client:
+        client.create_automation(AutomationCore.model_validate(definition))
+    time.sleep(2)  # let the trigger service load the new automation
+    emit_event(
+        event="audio.anomaly.detected",
+        resource={
+            "prefect.resource.id": "audio.clip.abc",
+            "prefect.resource.name": "p/knock.wav",
+            "audio.group": "pump-07",
+        },
+        payload={
+            "path": "p/knock.wav",
+            "score": 0.42,
+            "threshold": 0.1,
+            "worst_window_start_seconds": 6.0,
+            "nearest_reference_paths": ["p/n1.wav"],
+            "run_id": "r",
+        },
+    )
+    deadline = time.monotonic() + 60
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.5)
+    server.shutdown()
+    assert received, "the automation did not notify"
+    assert received[0]["subject"] == "Anomaly in pump-07: p/knock.wav"
+    assert "starts at 6.0 s" in received[0]["body"]

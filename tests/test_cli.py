@@ -66,3 +66,29 @@ def test_make_samples_writes_the_demo_catalogue(tmp_path: Path) -> None:
     result = runner.invoke(app, ["make-samples", str(tmp_path / "s")])
     assert result.exit_code == 0
     assert len(list((tmp_path / "s").rglob("*.*"))) == 10
+
+
+def test_anomaly_evaluate_reports_auc_and_precision(tmp_path: Path, checkpoint: Path) -> None:
+    from tasks import samples
+
+    for i in range(4):
+        samples.write(tmp_path / f"ref/r{i}.wav", samples.engine(3.0, 16_000, 1500.0, i), 16_000)
+    for i in range(2):
+        samples.write(
+            tmp_path / f"ok/n{i}.wav", samples.engine(3.0, 16_000, 1500.0, 10 + i), 16_000
+        )
+        samples.write(tmp_path / f"bad/a{i}.wav", samples.chirp(3.0, 16_000), 16_000)
+    result = runner.invoke(
+        app,
+        [
+            "anomaly",
+            "evaluate",
+            str(tmp_path / "ref"),
+            str(tmp_path / "ok"),
+            str(tmp_path / "bad"),
+            "--checkpoint",
+            str(checkpoint),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ROC AUC 1.000" in result.output and "(2 normal, 2 anomalous clips)" in result.output

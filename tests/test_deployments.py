@@ -30,6 +30,7 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "AUDIO_EMBEDDINGS_SOURCE": str(catalogue),
         "AUDIO_EMBEDDINGS_BLOB_SOURCE": "",
+        "AUDIO_EMBEDDINGS_REFERENCE_PREFIX": "pump-07/normal/",
     }
     prefect = [sys.executable, "-m", "prefect"]
     subprocess.run(
@@ -54,14 +55,23 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
-    assert {"nightly-ingest", "ingest-new-blobs", "blob-sensor", "search", "refresh-index"} <= set(
-        deployments
-    )
+    expected = {
+        "nightly-ingest",
+        "ingest-new-blobs",
+        "blob-sensor",
+        "anomaly-scan",
+        "search",
+        "refresh-index",
+    }
+    assert expected <= set(deployments)
     nightly = deployments["nightly-ingest"]
     assert nightly.parameters["source"] == deployments["_catalogue"]
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
     assert nightly.work_pool_name == "audio-embeddings"
     assert nightly.global_concurrency_limit.limit == 1
+    scan = deployments["anomaly-scan"]
+    assert [s.schedule.cron for s in scan.schedules] == ["0 * * * *"]
+    assert scan.parameters["reference_prefix"] == "pump-07/normal/"
     sensor = deployments["blob-sensor"]
     assert [s.active for s in sensor.schedules] == [False]
     # The UI renders forms from these schemas.

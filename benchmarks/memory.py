@@ -1,0 +1,85 @@
+"""Peak memory of a whole ingest (Prefect flow, shards, Delta commit, index refresh) against the
+catalogue size.
+
+    python benchmarks/memory.py --files 100,10000
+
+To keep a 10,000-file run affordable on a CPU, clips last 1 s and the analysis window is 1 s:
+the model does a tenth of the work per file, while everything that grows with the catalogue
+(listing, plan, per-file rows, the commit, the index) is exercised exactly as in a real run.
+Each size runs in a fresh process; peak RSS is that process's maximum resident set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
+    os.environ.update(
+        {
+            "AUDIO_EMBEDDINGS_WINDOW_SECONDS": "1.0",
+            "AUDIO_EMBEDDINGS_CHECKPOINT_PATH": checkpoint,
+            "AUDIO_EMBEDDINGS_DATA_DIR": f"{workdir}/data-{files}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.ingest import ingest
+    from tasks import samples
+
+    root = Path(workdir) / f"audio-{files}"
+    for i in range(files):
+        path = root / f"{i // 1000:03d}/c{i:05d}.wav"
+        if not path.exists():
+            samples.write(path, samples.engine(1.0, 44_100, 900 + i % 1000, i), 44_100, 2)
+    with prefect_test_harness(server_startup_timeout=120):
+        start = time.perf_counter()
+        summary = ingest(source=str(root))
+        elapsed = time.perf_counter() - start
+    return {
+        "files": files,
+        "embedded": summary.embedded,
+        "seconds": elapsed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", default="100,10000")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    from tasks.embedding import write_random_checkpoint
+
+    workdir = tempfile.mkdtemp(prefix="memory-bench-")
+    checkpoint = str(write_random_checkpoint(Path(workdir) / "random-cnn14.pth"))
+    runs = []
+    for files in (int(f) for f in args.files.split(",")):
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            runs.append(pool.apply(run_ingest, (files, workdir, checkpoint)))
+        print(json.dumps(runs[-1]), flush=True)
+    result = {
+        "runs": runs,
+        "ratio_largest_to_smallest": runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"],
+    }
+    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-memory.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
