@@ -201,6 +201,13 @@ def demo(
     search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
 
 
+Neighbours = Annotated[int, typer.Option(min=1, help="Reference windows averaged per score (k)")]
+Quantile = Annotated[
+    float, typer.Option(min=0.5, max=0.9999, help="Quantile of normal window scores (threshold)")
+]
+ScanWindow = Annotated[
+    float, typer.Option(min=0.5, help="Scan window (s); windows overlap by half")
+]
 anomaly_app = typer.Typer(
     help="Anomaly scans against references of normal sound.", no_args_is_help=True
 )
@@ -219,10 +226,10 @@ def anomaly_scan(
             help="Scan these paths (repeatable) instead of the clips new since the last scan"
         ),
     ] = None,
-    k: Annotated[int, typer.Option(min=1)] = 3,
-    quantile: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.99,
+    k: Neighbours = 3,
+    quantile: Quantile = 0.99,
     threshold: Annotated[float | None, typer.Option(help="Override the calibration")] = None,
-    window_seconds: Annotated[float, typer.Option(min=0.5)] = 2.0,
+    window_seconds: ScanWindow = 2.0,
 ) -> None:
     """Score new clips against their reference; report anomalies and where they are."""
     from flows.anomaly_scan import anomaly_scan as scan_flow
@@ -248,9 +255,9 @@ def anomaly_evaluate(
     reference: Annotated[Path, typer.Argument(help="Folder of normal clips (the reference)")],
     normal: Annotated[Path, typer.Argument(help="Folder of held-out normal clips")],
     anomalous: Annotated[Path, typer.Argument(help="Folder of anomalous clips")],
-    k: Annotated[int, typer.Option(min=1)] = 3,
-    quantile: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.99,
-    window_seconds: Annotated[float, typer.Option(min=0.5)] = 2.0,
+    k: Neighbours = 3,
+    quantile: Quantile = 0.99,
+    window_seconds: ScanWindow = 2.0,
     checkpoint: Checkpoint = None,
 ) -> None:
     """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold."""
