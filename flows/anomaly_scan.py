@@ -39,6 +39,8 @@ def anomaly_scan(
     reference_prefix: str | None = None,
     reference_paths: list[str] | None = None,
     group_pattern: str | None = None,
+    reference_metadata: dict[str, str] | None = None,
+    group_metadata_key: str | None = None,
     paths: list[str] | None = None,
     k: int = 3,
     threshold_method: Literal["gamma", "quantile"] = "gamma",
@@ -49,14 +51,21 @@ def anomaly_scan(
 ) -> ScanSummary:
     """Score clips against the reference of normal operation that their group belongs to.
 
-    The reference is the snapshot rows under ``reference_prefix`` (or ``reference_paths``);
-    ``group_pattern`` (a regex whose first group names the machine, e.g. ``^([^/]+)/``) makes one
+    The reference is the snapshot rows under ``reference_prefix``, or in ``reference_paths``, or
+    whose blob metadata holds every ``reference_metadata`` pair; ``group_pattern`` (a regex whose
+    first group names the machine, e.g. ``^([^/]+)/``) or ``group_metadata_key`` makes one
     baseline per group. Without ``paths``, the clips new or changed since the last scan are
     scored. Windows of ``window_seconds`` every ``hop_seconds``; k-NN with ``k``; threshold from
     the reference (leave-one-out, ``threshold_method`` at ``quantile``) unless ``threshold``.
     """
     settings = Settings()
-    selector = ReferenceSelector(reference_prefix, tuple(reference_paths or ()), group_pattern)
+    selector = ReferenceSelector(
+        reference_prefix,
+        tuple(reference_paths or ()),
+        group_pattern,
+        tuple(sorted((reference_metadata or {}).items())),
+        group_metadata_key,
+    )
     run_id = str(flow_run.id or new_run_id())
     plan = plan_scan(selector, settings, paths)
     if plan.snapshot_version is None or not plan.to_scan:

@@ -216,9 +216,18 @@ app.add_typer(anomaly_app, name="anomaly")
 
 @anomaly_app.command("scan")
 def anomaly_scan(
-    reference_prefix: Annotated[str, typer.Option(help="Snapshot paths of normal clips")],
+    reference_prefix: Annotated[
+        str | None, typer.Option(help="Snapshot path prefix of the normal clips")
+    ] = None,
+    reference_metadata: Annotated[
+        list[str] | None,
+        typer.Option(help="Blob metadata KEY=VALUE of the normal clips (repeatable: all match)"),
+    ] = None,
     group_pattern: Annotated[
         str | None, typer.Option(help="Regex whose first group names the machine, e.g. '^([^/]+)/'")
+    ] = None,
+    group_metadata_key: Annotated[
+        str | None, typer.Option(help="Blob metadata key that names the machine")
     ] = None,
     path: Annotated[
         list[str] | None,
@@ -234,9 +243,16 @@ def anomaly_scan(
     """Score new clips against their reference; report anomalies and where they are."""
     from flows.anomaly_scan import anomaly_scan as scan_flow
 
+    if not reference_prefix and not reference_metadata:
+        raise _fail(ValueError("give --reference-prefix or --reference-metadata KEY=VALUE"))
+    pairs = [item.split("=", 1) for item in reference_metadata or []]
+    if any(len(pair) != 2 for pair in pairs):
+        raise _fail(ValueError("--reference-metadata takes KEY=VALUE"))
     summary = scan_flow(
         reference_prefix=reference_prefix,
+        reference_metadata=dict(pairs) or None,
         group_pattern=group_pattern,
+        group_metadata_key=group_metadata_key,
         paths=path,
         k=k,
         quantile=quantile,

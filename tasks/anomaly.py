@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,22 +43,33 @@ class ClipWindows:
 class ReferenceSelector:
     """Which snapshot rows form a reference, and how to split it into groups.
 
-    ``path_prefix`` and ``paths`` select rows (both: either matches). ``group_pattern`` is a
-    regular expression whose first group, matched against a path, names the group (for example
-    ``^([^/]+)/`` groups by top-level folder, one baseline per machine).
+    A row is in the reference when its path starts with ``path_prefix``, or is one of
+    ``paths``, or its metadata holds every ``metadata`` pair (any one criterion suffices).
+    Groups come from ``group_metadata_key`` (that metadata value) or ``group_pattern``, a regular
+    expression whose first group, matched against the path, names the group (``^([^/]+)/``: one
+    baseline per top-level folder, i.e. per machine).
     """
 
     path_prefix: str | None = None
     paths: tuple[str, ...] = ()
     group_pattern: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    group_metadata_key: str | None = None
 
-    def selects(self, path: str) -> bool:
-        if not self.path_prefix and not self.paths:
-            raise ReferenceError("a reference needs a path prefix or a list of paths")
-        return bool(self.path_prefix and path.startswith(self.path_prefix)) or path in self.paths
+    def selects(self, path: str, metadata: Mapping[str, str] | None = None) -> bool:
+        if not self.path_prefix and not self.paths and not self.metadata:
+            raise ReferenceError("a reference needs a path prefix, a list of paths or metadata")
+        metadata = metadata or {}
+        return (
+            bool(self.path_prefix and path.startswith(self.path_prefix))
+            or path in self.paths
+            or bool(self.metadata and all(metadata.get(k) == v for k, v in self.metadata))
+        )
 
-    def group_of(self, path: str) -> str:
-        """The group a path belongs to ("" when not grouped or the pattern does not match)."""
+    def group_of(self, path: str, metadata: Mapping[str, str] | None = None) -> str:
+        """The group of a clip ("" when not grouped or nothing matches)."""
+        if self.group_metadata_key:
+            return (metadata or {}).get(self.group_metadata_key, "")
         if not self.group_pattern:
             return ""
         match = re.search(self.group_pattern, path)

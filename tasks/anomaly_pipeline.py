@@ -49,8 +49,13 @@ def anomaly_store(settings: Settings) -> AnomalyStore:
     return AnomalyStore(uri, settings.storage_options(uri))
 
 
+def _metadata(row: dict) -> dict[str, str]:
+    """A snapshot row's metadata map (Arrow gives a list of pairs)."""
+    return dict(row.get("metadata") or [])
+
+
 def _cursor_variable(selector: ReferenceSelector, snapshot_uri: str) -> str:
-    text = f"{snapshot_uri}|{selector.path_prefix}|{selector.paths}|{selector.group_pattern}"
+    text = f"{snapshot_uri}|{selector!r}"
     return "anomaly_scan_" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -69,8 +74,10 @@ def plan_scan(
     rows = snapshot.read(latest).to_pylist()
     plan = ScanPlan(latest)
     for row in rows:
-        if selector.selects(row["path"]):
-            plan.references.setdefault(selector.group_of(row["path"]), []).append(row)
+        if selector.selects(row["path"], _metadata(row)):
+            plan.references.setdefault(selector.group_of(row["path"], _metadata(row)), []).append(
+                row
+            )
     if paths:
         wanted = set(paths)
         candidates = [r for r in rows if r["path"] in wanted]
@@ -80,9 +87,9 @@ def plan_scan(
             return plan
         candidates = snapshot.diff(cursor, latest).upserts.to_pylist()
     for row in candidates:
-        if selector.selects(row["path"]):
+        if selector.selects(row["path"], _metadata(row)):
             continue
-        if selector.group_of(row["path"]) in plan.references:
+        if selector.group_of(row["path"], _metadata(row)) in plan.references:
             plan.to_scan.append(row)
         else:
             plan.without_reference.append(row["path"])
@@ -191,10 +198,11 @@ def score_clips(
 ) -> tuple[list[ClipScore], list[str]]:
     """Score clips against their group's reference; unreadable clips are reported, not scored."""
     embedder = scan_embedder(settings, window_seconds, hop_seconds)
+    groups = {row["key"]: selector.group_of(row["path"], _metadata(row)) for row in rows}
     clips, problems = _embed_rows(rows, embedder, settings)
     scores = []
     for clip in clips:
-        group = selector.group_of(clip.path)
+        group = groups[clip.key]
         scores.append(score_clip(clip, references[group], calibrations[group]))
     return scores, problems
 

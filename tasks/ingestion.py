@@ -146,6 +146,7 @@ def _row(
         "etag": item.etag,
         "size_bytes": item.size_bytes,
         "last_modified": item.last_modified,
+        "metadata": sorted(item.metadata.items()),
         "duration_seconds": audio.duration_seconds,
         "sample_rate": audio.original_sample_rate,
         "channels": audio.channels,

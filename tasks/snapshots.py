@@ -30,6 +30,8 @@ SNAPSHOT_SCHEMA = pa.schema(
         pa.field("etag", pa.string()),
         pa.field("size_bytes", pa.int64()),
         pa.field("last_modified", UTC_MICROS),
+        # Blob metadata (empty for local files): reference sets and groups can select on it.
+        pa.field("metadata", pa.map_(pa.string(), pa.string())),
         pa.field("duration_seconds", pa.float64()),
         pa.field("sample_rate", pa.int32()),
         pa.field("channels", pa.int32()),
@@ -204,6 +206,7 @@ class SnapshotTable:
                 predicate="t.key = s.key",
                 source_alias="s",
                 target_alias="t",
+                merge_schema=True,  # tables written before a column was added evolve in place
                 commit_properties=CommitProperties(
                     custom_metadata={"audio_embeddings.run_id": run_id}
                 ),

@@ -31,7 +31,7 @@ def test_tiny_or_empty_references_are_clear_errors_not_nan() -> None:
         Reference("pump-07", [_normal_clip(0), _normal_clip(1)], k=3)
     with pytest.raises(ReferenceError, match="has 0 clip"):
         Reference("", [], k=3)
-    with pytest.raises(ReferenceError, match="path prefix or a list"):
+    with pytest.raises(ReferenceError, match="path prefix, a list of paths or metadata"):
         ReferenceSelector().selects("x.wav")
 
 
@@ -75,6 +75,16 @@ def test_grouping_by_path() -> None:
     assert selector.selects("pump-07/normal/a.wav") and not selector.selects("pump-07/new/a.wav")
     assert selector.group_of("pump-07/new/a.wav") == "pump-07"
     assert ReferenceSelector(paths=("a.wav",)).selects("a.wav")
+
+
+def test_selection_and_grouping_by_metadata() -> None:
+    selector = ReferenceSelector(metadata=(("condition", "normal"),), group_metadata_key="machine")
+    normal = {"condition": "normal", "machine": "pump-07"}
+    assert selector.selects("any/where.wav", normal)
+    assert not selector.selects("any/where.wav", {"condition": "suspect", "machine": "pump-07"})
+    assert not selector.selects("any/where.wav", None)
+    assert selector.group_of("x.wav", normal) == "pump-07"
+    assert selector.group_of("x.wav", {}) == ""
 
 
 def test_evaluation_metrics() -> None:

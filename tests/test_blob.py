@@ -158,3 +158,28 @@ def test_development_storage_shorthand_reaches_azurite_defaults() -> None:
     assert options["account_name"] == "devstoreaccount1"
     assert options["azure_endpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
     assert options["azure_allow_http"] == "true"
+
+
+def test_blob_metadata_reaches_the_snapshot_and_selects_references(
+    blob_env: ContainerClient,
+) -> None:
+    from tasks.anomaly import ReferenceSelector
+    from tasks.anomaly_pipeline import plan_scan
+
+    for i in range(3):
+        _upload(blob_env, f"line-1/n{i}.wav", samples.engine(2.0, 16_000, 1500.0, i), 16_000)
+        blob_env.get_blob_client(f"line-1/n{i}.wav").set_blob_metadata(
+            {"condition": "normal", "machine": "m1"}
+        )
+    _upload(blob_env, "line-1/today.wav", samples.engine(2.0, 16_000, 1500.0, 9), 16_000)
+    blob_env.get_blob_client("line-1/today.wav").set_blob_metadata({"machine": "m1"})
+    ingest(source=f"az://{blob_env.container_name}/", refresh_index=False)
+
+    rows = {r["path"]: r for r in _snapshot(Settings()).read().to_pylist()}
+    assert dict(rows["line-1/n0.wav"]["metadata"]) == {"condition": "normal", "machine": "m1"}
+    selector = ReferenceSelector(metadata=(("condition", "normal"),), group_metadata_key="machine")
+    plan = plan_scan.fn(selector, Settings())
+    assert {g: sorted(r["path"] for r in rs) for g, rs in plan.references.items()} == {
+        "m1": ["line-1/n0.wav", "line-1/n1.wav", "line-1/n2.wav"]
+    }
+    assert [r["path"] for r in plan.to_scan] == ["line-1/today.wav"]

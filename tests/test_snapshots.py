@@ -99,3 +99,17 @@ def test_quarantine_appends_with_reasons(tmp_path: Path, catalogue: Path) -> Non
     rows = quarantine.read().to_pylist()
     assert len(rows) == 1 and rows[0]["error_kind"] == "silent" and rows[0]["run_id"] == "run-1"
     assert quarantine.quarantined() == {(item.key, item.etag)}
+
+
+def test_a_table_from_before_the_metadata_column_evolves_on_commit(
+    tmp_path: Path, catalogue: Path, embedder: PannsEmbedder
+) -> None:
+    from tasks.snapshots import SNAPSHOT_SCHEMA
+
+    uri = str(tmp_path / "old")
+    old_schema = pa.schema([f for f in SNAPSHOT_SCHEMA if f.name != "metadata"])
+    DeltaTable.create(uri, old_schema)
+    result = _embed_all(LocalSource(catalogue), embedder, "run-1")
+    table = SnapshotTable(uri)
+    assert table.commit(result.rows, [], "run-1") == 1
+    assert "metadata" in table.read().column_names and table.read().num_rows == 5
