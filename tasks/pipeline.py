@@ -65,7 +65,13 @@ def open_index(settings: Settings) -> VectorIndex:
         return AzureSearchIndex(settings, settings.index_name)
     from tasks.index.lancedb_index import LanceDBIndex
 
-    return LanceDBIndex(settings.resolved_index_uri(), settings.index_name)
+    return LanceDBIndex(
+        settings.resolved_index_uri(),
+        settings.index_name,
+        ann_min_rows=settings.lancedb_ann_min_rows,
+        nprobes=settings.lancedb_ann_nprobes,
+        refine_factor=settings.lancedb_ann_refine_factor,
+    )
 
 
 def snapshot_table(settings: Settings) -> SnapshotTable:

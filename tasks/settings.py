@@ -115,6 +115,16 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
     )
     index_uri: str | None = Field(None, description="LanceDB folder of the vector index")
+    lancedb_ann_min_rows: int | None = Field(
+        None,
+        ge=256,
+        description="Build an IVF_PQ index once the table has this many rows "
+        "(unset: exact search only)",
+    )
+    lancedb_ann_nprobes: int = Field(20, ge=1, description="IVF partitions searched per query")
+    lancedb_ann_refine_factor: int = Field(
+        10, ge=1, description="Candidates re-ranked exactly per result"
+    )
     index_name: str = Field(
         "audio-embeddings", pattern=r"^[a-z0-9][a-z0-9-]*$", description="Index (or alias) name"
     )

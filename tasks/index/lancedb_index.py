@@ -1,8 +1,11 @@
 """The embedded default index: a LanceDB table in a local folder.
 
-Search is exact (flat) cosine k-NN. The snapshot version the index reflects is kept in a small
-side table, written after the data, so a refresh that dies part-way is simply applied again
-(upserts and deletes are idempotent).
+Search is exact (flat) cosine k-NN unless ``ann_min_rows`` is set: then, once the table holds
+that many rows, an IVF_PQ index is built (and brought up to date after each refresh), and queries
+probe ``nprobes`` partitions and re-rank ``refine_factor`` x k candidates exactly; rows not yet
+in the index are still searched exactly. The snapshot version the index reflects is kept in a
+small side table, written after the data, so a refresh that dies part-way is simply applied
+again (upserts and deletes are idempotent).
 """
 
 from __future__ import annotations
@@ -64,9 +67,19 @@ def where_clause(where: SearchFilter | None) -> str | None:
 class LanceDBIndex:
     """A LanceDB folder holding the table ``name`` and its ``<name>_state`` side table."""
 
-    def __init__(self, uri: str, name: str = "audio-embeddings") -> None:
+    def __init__(
+        self,
+        uri: str,
+        name: str = "audio-embeddings",
+        ann_min_rows: int | None = None,
+        nprobes: int = 20,
+        refine_factor: int = 10,
+    ) -> None:
         self.uri = uri
         self.name = name
+        self.ann_min_rows = ann_min_rows
+        self.nprobes = nprobes
+        self.refine_factor = refine_factor
         self._db = lancedb.connect(uri)
 
     def _open(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
@@ -91,6 +104,7 @@ class LanceDBIndex:
                 .execute(self._documents(diff.upserts))
             )
         self._delete(table, diff.deleted_keys)
+        self._maintain_ann(table)
         self._record(snapshot_uri, diff.to_version)
         return RefreshResult(
             diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
@@ -126,6 +140,7 @@ class LanceDBIndex:
         table = self._db.create_table(
             self.name, data=documents, schema=INDEX_SCHEMA, mode="overwrite"
         )
+        self._maintain_ann(table)
         self._record(snapshot_uri, everything.to_version)
         if drop_old:
             table.cleanup_old_versions(older_than=timedelta(0))
@@ -143,6 +158,8 @@ class LanceDBIndex:
             .limit(k)
             .select(["key", "source_uri", "path", "duration_seconds", "labels", "_distance"])
         )
+        if self.has_ann_index():
+            query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
         clause = where_clause(where)
         if clause:
             query = query.where(clause, prefilter=True)
@@ -157,6 +174,26 @@ class LanceDBIndex:
             )
             for row in query.to_arrow().to_pylist()
         ]
+
+    def has_ann_index(self) -> bool:
+        """Whether the vector column has an ANN index."""
+        indices = self._open(self.name, INDEX_SCHEMA).list_indices()
+        return any("vector" in index.columns for index in indices)
+
+    def _maintain_ann(self, table: lancedb.table.Table) -> None:
+        """Build the IVF_PQ index once the table is large enough; fold new rows in afterwards."""
+        if self.ann_min_rows is None:
+            return
+        rows = table.count_rows()
+        if self.has_ann_index():
+            table.optimize()  # merges new fragments and adds them to the index
+        elif rows >= self.ann_min_rows:
+            table.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                num_partitions=max(16, int(rows**0.5)),
+                num_sub_vectors=128,  # 16 dimensions per sub-vector
+            )
 
     def count(self) -> int:
         return self._open(self.name, INDEX_SCHEMA).count_rows()
