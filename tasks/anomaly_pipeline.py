@@ -26,12 +26,13 @@ from tasks.anomaly import (
 from tasks.anomaly_store import AnomalyStore
 from tasks.audio import AudioError
 from tasks.embedding import PannsEmbedder, load_embedder
-from tasks.ingestion import prepare
+from tasks.ingestion import embed_items
 from tasks.pipeline import snapshot_table
 from tasks.settings import AudioLimits, Settings
-from tasks.sources import AudioItem, LocalSource, locate
+from tasks.sources import AudioItem, AudioSource, LocalSource, locate
 
 ANOMALY_EVENT = "audio.anomaly.detected"
+SCAN_COLUMNS = ("key", "source_uri", "path", "etag", "size_bytes", "last_modified", "metadata")
 
 
 @dataclass
@@ -71,7 +72,9 @@ def plan_scan(
     latest = snapshot.version()
     if latest is None:
         return ScanPlan(None)
-    rows = snapshot.read(latest).to_pylist()
+    # everything a scan needs to re-read a clip, but not the stored embeddings
+    columns = [c for c in SCAN_COLUMNS if c in snapshot.column_names()]
+    rows = snapshot.read(latest, columns=columns).to_pylist()
     plan = ScanPlan(latest)
     for row in rows:
         if selector.selects(row["path"], _metadata(row)):
@@ -85,7 +88,7 @@ def plan_scan(
         cursor = Variable.get(_cursor_variable(selector, snapshot.uri), default=None)
         if cursor == latest:
             return plan
-        candidates = snapshot.diff(cursor, latest).upserts.to_pylist()
+        candidates = snapshot.diff(cursor, latest, columns=columns).upserts.to_pylist()
     for row in candidates:
         if selector.selects(row["path"], _metadata(row)):
             continue
@@ -109,27 +112,42 @@ def save_scan_cursor(selector: ReferenceSelector, settings: Settings, version: i
     )
 
 
+def clip_windows(
+    jobs: Sequence[tuple[AudioItem, AudioSource]], embedder: PannsEmbedder
+) -> tuple[list[ClipWindows], list[str]]:
+    """Scan-window embeddings of items (batched across files); unreadable items are reported."""
+    clips, problems = [], []
+    for item, outcome in embed_items(jobs, embedder):
+        if isinstance(outcome, AudioError):
+            problems.append(str(outcome))
+            continue
+        result = outcome.result
+        clips.append(
+            ClipWindows(item.key, item.path, result.window_embeddings, result.window_start_seconds)
+        )
+    return clips, problems
+
+
 def _embed_rows(
     rows: Sequence[dict], embedder: PannsEmbedder, settings: Settings
 ) -> tuple[list[ClipWindows], list[str]]:
-    clips, problems = [], []
+    """Clip windows of snapshot rows, each read again from where its URI points."""
+    jobs, problems, paths = [], [], {}
     for row in rows:
         try:
             source, path = locate(row["source_uri"], settings)
-            item = AudioItem(
-                row["source_uri"], path, row["etag"], row["size_bytes"], row["last_modified"]
-            )
-            prepared = prepare(item, source, embedder)
-        except (AudioError, OSError, ValueError) as error:
+        except (OSError, ValueError) as error:
             problems.append(f"{row['path']}: {error}")
             continue
-        result = embedder.embed_files([prepared.windows])[0]
-        clips.append(
-            ClipWindows(
-                row["key"], row["path"], result.window_embeddings, result.window_start_seconds
-            )
+        item = AudioItem(
+            row["source_uri"], path, row["etag"], row["size_bytes"], row["last_modified"]
         )
-    return clips, problems
+        paths[item.key] = row["path"]
+        jobs.append((item, source))
+    clips, failed = clip_windows(jobs, embedder)
+    # report snapshot paths, not the path within the source that re-read the file
+    clips = [ClipWindows(c.key, paths[c.key], c.embeddings, c.start_seconds) for c in clips]
+    return clips, problems + failed
 
 
 def scan_embedder(settings: Settings, window_seconds: float, hop_seconds: float | None):
@@ -310,18 +328,7 @@ def publish_scan_report(
 def embed_folder(folder: Path, embedder: PannsEmbedder) -> tuple[list[ClipWindows], list[str]]:
     """Scan-window embeddings of every audio file in a folder (for evaluation)."""
     source = LocalSource(folder)
-    clips, problems = [], []
-    for item in source.list_items():
-        try:
-            prepared = prepare(item, source, embedder)
-        except AudioError as error:
-            problems.append(str(error))
-            continue
-        result = embedder.embed_files([prepared.windows])[0]
-        clips.append(
-            ClipWindows(item.key, item.path, result.window_embeddings, result.window_start_seconds)
-        )
-    return clips, problems
+    return clip_windows([(item, source) for item in source.list_items()], embedder)
 
 
 def evaluate_folders(

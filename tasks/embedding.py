@@ -12,6 +12,7 @@ The surface follows hear-baseline: ``sample_rate``, ``embedding_size``,
 
 from __future__ import annotations
 
+import copy
 import csv
 import sys
 import threading
@@ -209,6 +210,12 @@ class PannsEmbedder:
             model, choose_device(device), sha256, limits or AudioLimits(), batch_size, precision
         )
 
+    def with_options(self, limits: AudioLimits, batch_size: int) -> PannsEmbedder:
+        """The same model (and lock) with other windows and batch size."""
+        wrapper = copy.copy(self)
+        wrapper.limits, wrapper.batch_size = limits, batch_size
+        return wrapper
+
     @property
     def is_official_checkpoint(self) -> bool:
         return self.checkpoint_sha256 == OFFICIAL_SHA256
@@ -294,21 +301,21 @@ class PannsEmbedder:
 
 
 @lru_cache(maxsize=2)
-def _cached_embedder(
-    path: Path, mtime_ns: int, device: str, limits_json: str, batch_size: int, precision: str
-) -> PannsEmbedder:
-    limits = AudioLimits.model_validate_json(limits_json)
-    return PannsEmbedder.load(path, device, limits, batch_size, precision)
+def _cached_embedder(path: Path, mtime_ns: int, device: str, precision: str) -> PannsEmbedder:
+    return PannsEmbedder.load(path, device, precision=precision)
 
 
 def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder:
-    """Resolve the checkpoint and load the model once per process (later calls reuse it)."""
+    """Resolve the checkpoint and load the model once per process (later calls reuse it).
+
+    Callers with other windows or batch sizes (ingest vs anomaly scans) share the same model
+    and its forward-pass lock: only the light wrapper differs.
+    """
     resolved = resolve_checkpoint(settings)
-    return _cached_embedder(
+    loaded = _cached_embedder(
         resolved.path.resolve(),
         resolved.path.stat().st_mtime_ns,
         settings.device,
-        limits.model_dump_json(),
-        settings.batch_size,
         settings.precision,
     )
+    return loaded.with_options(limits, settings.batch_size)

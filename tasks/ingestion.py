@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,31 +58,73 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> _P
 
 
 def prefetch(
-    items: Sequence[AudioItem],
-    work: Callable[[AudioItem], _Prepared],
+    jobs: Sequence[tuple[AudioItem, AudioSource]],
+    embedder: PannsEmbedder,
     workers: int,
 ) -> Iterator[tuple[AudioItem, _Prepared | AudioError]]:
-    """Run ``work`` on items in ``workers`` threads, in order, at most 2 x workers in flight.
+    """Prepare items in ``workers`` threads, in order, at most 2 x workers in flight.
 
     Downloads and decoding overlap with the caller's forward passes, and memory stays bounded
-    by the look-ahead whatever the shard size.
+    by the look-ahead whatever the number of items.
     """
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
         in_flight: deque[tuple[AudioItem, Future[_Prepared]]] = deque()
-        upcoming = iter(items)
-        for item in upcoming:
-            in_flight.append((item, pool.submit(work, item)))
+        upcoming = iter(jobs)
+
+        def submit(job: tuple[AudioItem, AudioSource]) -> None:
+            item, source = job
+            in_flight.append((item, pool.submit(prepare, item, source, embedder)))
+
+        for job in upcoming:
+            submit(job)
             if len(in_flight) >= 2 * workers:
                 break
         while in_flight:
             item, future = in_flight.popleft()
-            next_item = next(upcoming, None)
-            if next_item is not None:
-                in_flight.append((next_item, pool.submit(work, next_item)))
+            next_job = next(upcoming, None)
+            if next_job is not None:
+                submit(next_job)
             try:
                 yield item, future.result()
             except AudioError as error:
                 yield item, error
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A prepared file and its embedding."""
+
+    prepared: _Prepared
+    result: FileEmbedding
+
+
+def embed_items(
+    jobs: Sequence[tuple[AudioItem, AudioSource]],
+    embedder: PannsEmbedder,
+    workers: int = 2,
+) -> Iterator[tuple[AudioItem, Embedded | AudioError]]:
+    """Embed items (each read from its source), in order, streaming.
+
+    Files are read and decoded by ``workers`` threads while the model runs on earlier ones, and
+    windows of several files share each batch (at most ``MAX_PENDING_WINDOWS`` held).
+    """
+    pending: list[_Prepared] = []
+
+    def flush() -> Iterator[tuple[AudioItem, Embedded]]:
+        results = embedder.embed_files([p.windows for p in pending])
+        done = [(p.item, Embedded(p, r)) for p, r in zip(pending, results, strict=True)]
+        pending.clear()
+        return iter(done)
+
+    for item, outcome in prefetch(jobs, embedder, workers):
+        if isinstance(outcome, AudioError):
+            yield item, outcome
+            continue
+        pending.append(outcome)
+        if sum(p.windows.count for p in pending) >= MAX_PENDING_WINDOWS:
+            yield from flush()
+    if pending:
+        yield from flush()
 
 
 def embed_shard(
@@ -93,31 +135,14 @@ def embed_shard(
     top_labels: int = 5,
     workers: int = 2,
 ) -> ShardResult:
-    """Embed ``items``; each file's embedding is the mean of its window embeddings.
-
-    Files are read and decoded by ``workers`` threads while the model runs on earlier ones.
-    """
+    """Embed ``items``; each file's embedding is the mean of its window embeddings."""
     failures: list[Failure] = []
     rows: list[dict] = []
-    pending: list[_Prepared] = []
-
-    def flush() -> None:
-        results = embedder.embed_files([p.windows for p in pending])
-        rows.extend(
-            _row(p, result, embedder, run_id, top_labels)
-            for p, result in zip(pending, results, strict=True)
-        )
-        pending.clear()
-
-    for item, outcome in prefetch(items, lambda i: prepare(i, source, embedder), workers):
+    for item, outcome in embed_items([(i, source) for i in items], embedder, workers):
         if isinstance(outcome, AudioError):
             failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
-            continue
-        pending.append(outcome)
-        if sum(p.windows.count for p in pending) >= MAX_PENDING_WINDOWS:
-            flush()
-    if pending:
-        flush()
+        else:
+            rows.append(_row(outcome.prepared, outcome.result, embedder, run_id, top_labels))
     return ShardResult(pa.Table.from_pylist(rows, schema=SNAPSHOT_SCHEMA), failures)
 
 

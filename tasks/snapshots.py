@@ -167,6 +167,11 @@ class SnapshotTable:
             data = data.filter(pc.starts_with(data["source_uri"], uri_prefix))
         return dict(zip(data["key"].to_pylist(), data["etag"].to_pylist(), strict=True))
 
+    def column_names(self) -> list[str]:
+        """Columns of the latest version (older tables may lack newer columns until a commit)."""
+        table = self._table()
+        return SNAPSHOT_SCHEMA.names if table is None else table.schema().to_arrow().names
+
     def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """Rows of a version (default the latest), ``embedding`` as fixed_size_list[2048]."""
         table = self._table(version)
@@ -220,8 +225,16 @@ class SnapshotTable:
         )
         return table.version()
 
-    def diff(self, from_version: int | None, to_version: int | None = None) -> SnapshotDiff:
-        """What changed from ``from_version`` (None: nothing) to ``to_version`` (None: latest)."""
+    def diff(
+        self,
+        from_version: int | None,
+        to_version: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> SnapshotDiff:
+        """What changed from ``from_version`` (None: nothing) to ``to_version`` (None: latest).
+
+        Only ``columns`` are read, when given (an anomaly scan needs no embeddings).
+        """
         target = self._table(to_version)
         if target is None:
             raise FileNotFoundError(f"no snapshot table at {self.uri}")
@@ -251,8 +264,10 @@ class SnapshotTable:
             if old_markers.get(key) != (etag, run_id)
         ]
         deleted = sorted(set(old_markers) - set(new["key"].to_pylist()))
-        full = target.to_pyarrow_table()
-        upserts = full.filter(pc.is_in(full["key"], pa.array(changed, pa.string())))
+        rows = target.to_pyarrow_table(columns=list(columns) if columns else None)
+        upserts = rows.filter(
+            pc.is_in(rows["key"].cast(pa.string()), pa.array(changed, pa.string()))
+        )
         return SnapshotDiff(from_version, target.version(), _cast_embedding(upserts), deleted)
 
 

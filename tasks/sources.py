@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -196,6 +197,11 @@ class BlobSource:
         return redact(message, self.settings) if self.settings else message
 
 
+def file_uri_path(uri: str) -> Path:
+    """``file:///abs/path`` (percent-encoded, as ``Path.as_uri`` writes it) -> the path."""
+    return Path(unquote(urlparse(uri).path))
+
+
 def parse_blob_uri(uri: str) -> tuple[str, str]:
     """``az://container/prefix`` -> (container, prefix)."""
     rest = uri[len("az://") :]
@@ -208,9 +214,7 @@ def parse_blob_uri(uri: str) -> tuple[str, str]:
 def open_source(uri: str, blob_settings: BlobSettings | None = None) -> AudioSource:
     """The source a URI names: a local folder, a ``file://`` URI or ``az://container/prefix``."""
     if uri.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return LocalSource(Path(unquote(urlparse(uri).path)))
+        return LocalSource(file_uri_path(uri))
     if uri.startswith("az://"):
         from tasks.azure_storage import BlobSettings, service_client
 
@@ -229,9 +233,7 @@ def locate(item_uri: str, blob_settings: BlobSettings | None = None) -> tuple[Au
     """The source that can read an item URI, and the item's path within it (to re-read a file
     known from a snapshot row)."""
     if item_uri.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        absolute = Path(unquote(urlparse(item_uri).path))
+        absolute = file_uri_path(item_uri)
         return LocalSource(absolute.parent), absolute.name
     if item_uri.startswith("az://"):
         _, container, path = item_uri[len("az://") :].split("/", 2)
