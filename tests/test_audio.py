@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from tasks import samples
-from tasks.audio import AudioError, AudioErrorKind, cut_windows, decode
+from tasks.audio import AudioError, AudioErrorKind, cut_windows, decode, downmix
 from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits
 
 LIMITS = AudioLimits()
@@ -51,6 +51,12 @@ def test_stereo_is_averaged_to_mono(tmp_path: Path) -> None:
     soundfile.write(path, stereo, 32_000, subtype="FLOAT")
     audio = decode("s.wav", path.read_bytes(), LIMITS)
     np.testing.assert_allclose(audio.samples, left / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_downmix_is_the_channel_mean(channels: int) -> None:
+    frames = np.random.default_rng(channels).uniform(-1, 1, (1000, channels)).astype(np.float32)
+    np.testing.assert_allclose(downmix(frames), frames.mean(axis=1), atol=1e-6)
 
 
 def test_short_clip_is_padded_to_one_window() -> None:
