@@ -1,7 +1,8 @@
-"""Decode any supported audio file to float32 mono at 32 kHz and cut it into windows.
+"""Decode any supported audio file to float32 mono (at 32 kHz unless resampling is left to the
+model's device, see ``tasks.device_audio``) and cut it into windows.
 
 Formats: whatever the libsndfile bundled with soundfile reads (WAV, FLAC, OGG Vorbis/Opus, MP3,
-AIFF, AU, W64, CAF, ...). Resampling is soxr's "HQ" quality. Every way a file can be unusable
+AIFF, AU, W64, CAF, ...). Host resampling is soxr's "HQ" quality. Every way a file can be unusable
 raises ``AudioError`` with the file and a ``kind`` a user can act on; nothing here crashes a run.
 """
 
@@ -11,13 +12,16 @@ import io
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import soundfile
 import soxr
 
 from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AudioErrorKind(StrEnum):
@@ -55,9 +59,10 @@ class AudioError(Exception):
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    """Mono float32 samples at ``MODEL_SAMPLE_RATE`` plus what the file was originally."""
+    """Mono float32 samples at ``sample_rate`` (Hz) plus what the file was originally."""
 
     samples: np.ndarray
+    sample_rate: int
     original_sample_rate: int
     channels: int
     duration_seconds: float
@@ -65,9 +70,10 @@ class DecodedAudio:
 
 @dataclass(frozen=True)
 class Windows:
-    """Fixed-length windows of one file: ``audio`` is [n, window_samples] float32."""
+    """Fixed-length windows of one file at 32 kHz: ``audio`` is [n, window_samples] float32,
+    on the host (numpy) or already on the model's device (torch)."""
 
-    audio: np.ndarray
+    audio: np.ndarray | torch.Tensor
     start_seconds: np.ndarray
 
     @property
@@ -88,8 +94,11 @@ def check_size(name: str, size_bytes: int, limits: AudioLimits) -> None:
         )
 
 
-def decode(name: str, data: bytes | BinaryIO, limits: AudioLimits) -> DecodedAudio:
-    """Decode ``data`` (the bytes of the file called ``name``) to mono float32 at 32 kHz."""
+def decode(
+    name: str, data: bytes | BinaryIO, limits: AudioLimits, resample: bool = True
+) -> DecodedAudio:
+    """Decode ``data`` (the bytes of the file called ``name``) to mono float32, resampled to
+    32 kHz unless ``resample`` is False (the file's own rate is kept)."""
     if isinstance(data, bytes | bytearray):
         check_size(name, len(data), limits)
         data = io.BytesIO(data)
@@ -124,9 +133,9 @@ def decode(name: str, data: bytes | BinaryIO, limits: AudioLimits) -> DecodedAud
             f"the file is silent (peak {peak_dbfs:.1f} dBFS, threshold "
             f"{limits.silence_peak_dbfs:.1f} dBFS)",
         )
-    resampled = resample(mono, sample_rate)
     return DecodedAudio(
-        samples=resampled,
+        samples=to_model_rate(mono, sample_rate) if resample else mono,
+        sample_rate=MODEL_SAMPLE_RATE if resample else sample_rate,
         original_sample_rate=sample_rate,
         channels=channels,
         duration_seconds=samples.shape[0] / sample_rate,
@@ -149,7 +158,7 @@ def downmix(samples: np.ndarray) -> np.ndarray:
     return mono
 
 
-def resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
+def to_model_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     """Resample mono float32 audio from ``sample_rate`` (Hz) to the model rate."""
     if sample_rate == MODEL_SAMPLE_RATE:
         return np.ascontiguousarray(mono, dtype=np.float32)
@@ -165,21 +174,29 @@ def cut_windows(samples: np.ndarray, limits: AudioLimits) -> Windows:
     hop, and when the last one would run past the end it is moved back to end at the last sample,
     so no window is mostly padding and every sample is covered.
     """
-    window = round(limits.window_seconds * MODEL_SAMPLE_RATE)
-    hop = round(limits.hop * MODEL_SAMPLE_RATE)
-    length = samples.shape[0]
-    if length <= window:
+    window, starts = window_starts(samples.shape[0], limits)
+    if starts is None:
         padded = np.zeros((1, window), dtype=np.float32)
-        padded[0, :length] = samples
+        padded[0, : samples.shape[0]] = samples
         return Windows(audio=padded, start_seconds=np.zeros(1))
-    starts = list(range(0, length - window + 1, hop))
-    if starts[-1] + window < length:
-        starts.append(length - window)
     stacked = np.lib.stride_tricks.sliding_window_view(samples, window)[starts]
     return Windows(
         audio=np.ascontiguousarray(stacked, dtype=np.float32),
         start_seconds=np.asarray(starts, dtype=np.float64) / MODEL_SAMPLE_RATE,
     )
+
+
+def window_starts(length: int, limits: AudioLimits) -> tuple[int, list[int] | None]:
+    """(window length, window starts) in 32 kHz samples for a clip of ``length`` samples;
+    starts is None when the clip fits in one zero-padded window. See ``cut_windows``."""
+    window = round(limits.window_seconds * MODEL_SAMPLE_RATE)
+    hop = round(limits.hop * MODEL_SAMPLE_RATE)
+    if length <= window:
+        return window, None
+    starts = list(range(0, length - window + 1, hop))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return window, starts
 
 
 def _check_header(name: str, sample_rate: int, frames: int, limits: AudioLimits) -> None:

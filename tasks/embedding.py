@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.audio import Windows, cut_windows
+from tasks.audio import DecodedAudio, Windows, cut_windows, decode
 from tasks.checkpoint import OFFICIAL_SHA256, file_sha256, resolve_checkpoint
-from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits, ModelSettings
+from tasks.device_audio import cut_windows_on_device, resample_on_device, to_device
+from tasks.settings import MODEL_SAMPLE_RATE, AudioLimits, ModelSettings, ResampleOn
 
 MODEL_NAME = "Cnn14"
 EMBEDDING_SIZE = 2048
@@ -159,6 +160,13 @@ class FileEmbedding:
     window_embeddings: np.ndarray
     window_start_seconds: np.ndarray
 
+    @classmethod
+    def of_windows(
+        cls, embeddings: np.ndarray, probabilities: np.ndarray, start_seconds: np.ndarray
+    ) -> FileEmbedding:
+        """A file's result from its window embeddings [n, 2048] and probabilities [n, 527]."""
+        return cls(embeddings.mean(axis=0), probabilities.mean(axis=0), embeddings, start_seconds)
+
 
 class PannsEmbedder:
     """Cnn14 on one device; thread-safe (one forward pass at a time)."""
@@ -175,6 +183,7 @@ class PannsEmbedder:
         limits: AudioLimits,
         batch_size: int = 8,
         precision: str = "fp32",
+        resample_on: ResampleOn = "auto",
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
@@ -182,6 +191,7 @@ class PannsEmbedder:
         self.limits = limits
         self.batch_size = batch_size
         self.precision = precision
+        self.resamples_on_device = _resamples_on_device(resample_on, device)
         self._autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self._forward_lock = threading.Lock()
 
@@ -193,6 +203,7 @@ class PannsEmbedder:
         limits: AudioLimits | None = None,
         batch_size: int = 8,
         precision: str = "fp32",
+        resample_on: ResampleOn = "auto",
     ) -> PannsEmbedder:
         """Build Cnn14 and load the checkpoint at ``path`` onto ``device``."""
         sha256 = file_sha256(path)
@@ -207,36 +218,62 @@ class PannsEmbedder:
                 f"{unexpected[:5]})"
             )
         return cls(
-            model, choose_device(device), sha256, limits or AudioLimits(), batch_size, precision
+            model,
+            choose_device(device),
+            sha256,
+            limits or AudioLimits(),
+            batch_size,
+            precision,
+            resample_on,
         )
 
-    def with_options(self, limits: AudioLimits, batch_size: int) -> PannsEmbedder:
-        """The same model (and lock) with other windows and batch size."""
+    def with_options(
+        self, limits: AudioLimits, batch_size: int, resample_on: ResampleOn = "auto"
+    ) -> PannsEmbedder:
+        """The same model (and lock) with other windows, batch size and resampling place."""
         wrapper = copy.copy(self)
         wrapper.limits, wrapper.batch_size = limits, batch_size
+        wrapper.resamples_on_device = _resamples_on_device(resample_on, self.device)
         return wrapper
 
     @property
     def is_official_checkpoint(self) -> bool:
         return self.checkpoint_sha256 == OFFICIAL_SHA256
 
-    def embed_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Windows [n, samples] at 32 kHz -> (embeddings [n, 2048], probabilities [n, 527])."""
+    def decode(self, name: str, data: bytes) -> DecodedAudio:
+        """Decode a file, resampling it on the host unless this embedder resamples on device."""
+        return decode(name, data, self.limits, resample=not self.resamples_on_device)
+
+    def windows_of(self, audio: DecodedAudio) -> Windows:
+        """The model's windows of decoded audio: cut on the host when it is already at 32 kHz
+        (and resampling is a host job), else resampled and cut on the model's device."""
+        if not self.resamples_on_device:
+            return cut_windows(audio.samples, self.limits)
+        resampled = resample_on_device(audio.samples, audio.sample_rate, self.device)
+        return cut_windows_on_device(resampled, self.limits)
+
+    def embed_batch(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass: windows [n, samples] at 32 kHz (host or device) ->
+        (embeddings [n, 2048], probabilities [n, 527]) as float32 numpy arrays."""
         if windows.ndim != 2:
-            raise ValueError(f"expected audio of shape [n, samples], got {windows.shape}")
-        embeddings = np.empty((windows.shape[0], EMBEDDING_SIZE), dtype=np.float32)
-        probabilities = np.empty((windows.shape[0], NUM_CLASSES), dtype=np.float32)
-        on_cuda = self.device.type == "cuda"
-        for start in range(0, windows.shape[0], self.batch_size):
-            batch = torch.from_numpy(windows[start : start + self.batch_size])
-            if on_cuda:  # page-locked memory lets the copy run asynchronously
-                batch = batch.pin_memory()
-            with self._forward_lock, torch.inference_mode():
-                embedding, clipwise = self._forward(batch.to(self.device, non_blocking=on_cuda))
-            stop = start + batch.shape[0]
-            embeddings[start:stop] = embedding.float().cpu().numpy()
-            probabilities[start:stop] = clipwise.float().cpu().numpy()
-        return embeddings, probabilities
+            raise ValueError(f"expected audio of shape [n, samples], got {tuple(windows.shape)}")
+        batch = to_device(windows, self.device) if isinstance(windows, np.ndarray) else windows
+        with self._forward_lock, torch.inference_mode():
+            embedding, clipwise = self._forward(batch.to(self.device))
+            return embedding.float().cpu().numpy(), clipwise.float().cpu().numpy()
+
+    def embed_windows(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size`` ->
+        (embeddings [n, 2048], probabilities [n, 527])."""
+        if windows.ndim != 2:
+            raise ValueError(f"expected audio of shape [n, samples], got {tuple(windows.shape)}")
+        outputs = [
+            self.embed_batch(windows[start : start + self.batch_size])
+            for start in range(0, windows.shape[0], self.batch_size)
+        ]
+        if not outputs:
+            return np.empty((0, EMBEDDING_SIZE), np.float32), np.empty((0, NUM_CLASSES), np.float32)
+        return np.concatenate([e for e, _ in outputs]), np.concatenate([p for _, p in outputs])
 
     def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cnn14's eval-mode forward pass, with the log-mel front end kept in fp32.
@@ -263,16 +300,13 @@ class PannsEmbedder:
         """Embed many files' windows, filling each batch with windows from several files."""
         if not files:
             return []
-        embeddings, probabilities = self.embed_windows(np.concatenate([f.audio for f in files]))
+        embeddings, probabilities = self.embed_windows(concatenate([f.audio for f in files]))
         results, offset = [], 0
         for windows in files:
             stop = offset + windows.count
             results.append(
-                FileEmbedding(
-                    embedding=embeddings[offset:stop].mean(axis=0),
-                    probabilities=probabilities[offset:stop].mean(axis=0),
-                    window_embeddings=embeddings[offset:stop],
-                    window_start_seconds=windows.start_seconds,
+                FileEmbedding.of_windows(
+                    embeddings[offset:stop], probabilities[offset:stop], windows.start_seconds
                 )
             )
             offset = stop
@@ -300,6 +334,18 @@ class PannsEmbedder:
             raise ValueError(f"expected audio of shape [n, samples], got {audio.shape}")
 
 
+def _resamples_on_device(resample_on: ResampleOn, device: torch.device) -> bool:
+    # Host cores are the bottleneck only when a GPU runs the model.
+    return resample_on == "device" or (resample_on == "auto" and device.type == "cuda")
+
+
+def concatenate(parts: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray | torch.Tensor:
+    """Stack window arrays along the first axis; all on the host (numpy) or all on a device."""
+    if isinstance(parts[0], torch.Tensor):
+        return parts[0] if len(parts) == 1 else torch.cat(list(parts))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 @lru_cache(maxsize=2)
 def _cached_embedder(path: Path, mtime_ns: int, device: str, precision: str) -> PannsEmbedder:
     return PannsEmbedder.load(path, device, precision=precision)
@@ -318,4 +364,4 @@ def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder
         settings.device,
         settings.precision,
     )
-    return loaded.with_options(limits, settings.batch_size)
+    return loaded.with_options(limits, settings.batch_size, settings.resample_on)

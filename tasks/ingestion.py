@@ -14,15 +14,17 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from tasks.audio import AudioError, AudioErrorKind, DecodedAudio, Windows, check_size, cut_windows
-from tasks.audio import decode as decode_audio
-from tasks.embedding import FileEmbedding, PannsEmbedder, audioset_labels
+from tasks.audio import AudioError, AudioErrorKind, DecodedAudio, Windows, check_size
+from tasks.embedding import (
+    EMBEDDING_SIZE,
+    NUM_CLASSES,
+    FileEmbedding,
+    PannsEmbedder,
+    audioset_labels,
+    concatenate,
+)
 from tasks.snapshots import SNAPSHOT_SCHEMA, Failure
 from tasks.sources import AudioItem, AudioSource
-
-# Windows held before a forward pass is forced: bounds a shard's memory (~1.3 MB per 10 s window)
-# while still letting windows from several files share a batch.
-MAX_PENDING_WINDOWS = 64
 
 
 @dataclass
@@ -46,15 +48,18 @@ def new_run_id() -> str:
 
 
 def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> _Prepared:
-    """Read, decode and window one item; raises ``AudioError`` for anything unusable."""
-    limits = embedder.limits
-    check_size(item.uri, item.size_bytes, limits)
+    """Read, decode and window one item; raises ``AudioError`` for anything unusable.
+
+    Runs in reader threads: when the embedder resamples on its device, the windows come back
+    already there.
+    """
+    check_size(item.uri, item.size_bytes, embedder.limits)
     try:
         data = source.read_bytes(item)
     except OSError as error:
         raise AudioError(item.uri, AudioErrorKind.UNREADABLE, f"cannot read ({error})") from None
-    audio = decode_audio(item.uri, data, limits)
-    return _Prepared(item, audio, cut_windows(audio.samples, limits))
+    audio = embedder.decode(item.uri, data)
+    return _Prepared(item, audio, embedder.windows_of(audio))
 
 
 def prefetch(
@@ -98,33 +103,90 @@ class Embedded:
     result: FileEmbedding
 
 
+@dataclass
+class _Waiting:
+    """A prepared file whose windows are going through batches."""
+
+    prepared: _Prepared
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    batched: int = 0  # windows already embedded
+
+    @classmethod
+    def of(cls, prepared: _Prepared) -> _Waiting:
+        count = prepared.windows.count
+        return cls(
+            prepared,
+            np.empty((count, EMBEDDING_SIZE), dtype=np.float32),
+            np.empty((count, NUM_CLASSES), dtype=np.float32),
+        )
+
+    @property
+    def unbatched(self) -> int:
+        return self.prepared.windows.count - self.batched
+
+
 def embed_items(
     jobs: Sequence[tuple[AudioItem, AudioSource]],
     embedder: PannsEmbedder,
     workers: int = 2,
 ) -> Iterator[tuple[AudioItem, Embedded | AudioError]]:
-    """Embed items (each read from its source), in order, streaming.
+    """Embed items (each read from its source), streaming; files come out in order, failures
+    as soon as they are known.
 
-    Files are read and decoded by ``workers`` threads while the model runs on earlier ones, and
-    windows of several files share each batch (at most ``MAX_PENDING_WINDOWS`` held).
+    Files are read and decoded by ``workers`` threads while the model runs on earlier ones.
+    Windows of consecutive files are packed into full batches of ``batch_size`` (a file may span
+    two batches), so only the stream's last batch can be short. Memory held: the look-ahead,
+    plus under one batch of windows and the files they belong to.
     """
-    pending: list[_Prepared] = []
-
-    def flush() -> Iterator[tuple[AudioItem, Embedded]]:
-        results = embedder.embed_files([p.windows for p in pending])
-        done = [(p.item, Embedded(p, r)) for p, r in zip(pending, results, strict=True)]
-        pending.clear()
-        return iter(done)
-
+    waiting: deque[_Waiting] = deque()
+    unbatched = 0
     for item, outcome in prefetch(jobs, embedder, workers):
         if isinstance(outcome, AudioError):
             yield item, outcome
             continue
-        pending.append(outcome)
-        if sum(p.windows.count for p in pending) >= MAX_PENDING_WINDOWS:
-            yield from flush()
-    if pending:
-        yield from flush()
+        waiting.append(_Waiting.of(outcome))
+        unbatched += outcome.windows.count
+        while unbatched >= embedder.batch_size:
+            unbatched -= _embed_next_batch(waiting, embedder)
+            yield from _finished(waiting)
+    while unbatched:
+        unbatched -= _embed_next_batch(waiting, embedder)
+    yield from _finished(waiting)
+
+
+def _embed_next_batch(waiting: deque[_Waiting], embedder: PannsEmbedder) -> int:
+    """One forward pass over the next (up to) ``batch_size`` windows; returns how many."""
+    parts: list[tuple[_Waiting, int, int]] = []  # (file, first window, window count)
+    room = embedder.batch_size
+    for entry in waiting:
+        take = min(room, entry.unbatched)
+        if take:
+            parts.append((entry, entry.batched, take))
+            room -= take
+        if not room:
+            break
+    batch = concatenate(
+        [entry.prepared.windows.audio[first : first + take] for entry, first, take in parts]
+    )
+    embeddings, probabilities = embedder.embed_batch(batch)
+    offset = 0
+    for entry, first, take in parts:
+        entry.embeddings[first : first + take] = embeddings[offset : offset + take]
+        entry.probabilities[first : first + take] = probabilities[offset : offset + take]
+        entry.batched += take
+        offset += take
+    return offset
+
+
+def _finished(waiting: deque[_Waiting]) -> Iterator[tuple[AudioItem, Embedded]]:
+    # Batches take windows front to back, so files finish in order.
+    while waiting and not waiting[0].unbatched:
+        entry = waiting.popleft()
+        result = FileEmbedding.of_windows(
+            entry.embeddings, entry.probabilities, entry.prepared.windows.start_seconds
+        )
+        yield entry.prepared.item, Embedded(entry.prepared, result)
 
 
 def embed_shard(

@@ -16,8 +16,6 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.audio import cut_windows
-from tasks.audio import decode as decode_audio
 from tasks.checkpoint import resolve_checkpoint
 from tasks.embedding import load_embedder
 from tasks.events import BlobRef, parse_blob_url, prefect_event
@@ -199,8 +197,8 @@ def embed_query(query_path: str, settings: Settings) -> np.ndarray:
     """The scene embedding of one audio file (mean of its windows), as the index stores them."""
     embedder = load_embedder(settings.model_settings(), settings.audio_limits())
     with open(query_path, "rb") as stream:
-        audio = decode_audio(query_path, stream.read(), embedder.limits)
-    return embedder.embed_files([cut_windows(audio.samples, embedder.limits)])[0].embedding
+        audio = embedder.decode(query_path, stream.read())
+    return embedder.embed_files([embedder.windows_of(audio)])[0].embedding
 
 
 @task(name="search-index", cache_policy=NO_CACHE)

@@ -17,6 +17,7 @@ from tasks.azure_storage import BlobSettings
 
 #: Cnn14's input rate (Hz); every file is resampled to it.
 MODEL_SAMPLE_RATE = 32_000
+ResampleOn = Literal["auto", "host", "device"]
 
 
 class AudioLimits(BaseSettings):
@@ -67,6 +68,11 @@ class ModelSettings(BaseSettings):
         "fp32", description="Autocast precision of the forward pass (fp16/bf16: GPUs)"
     )
     top_labels: int = Field(5, ge=0, le=527, description="AudioSet labels kept per file")
+    resample_on: ResampleOn = Field(
+        "auto",
+        description="Where audio is resampled to 32 kHz: 'host' (soxr HQ, in the reader threads), "
+        "'device' (the model's device; frees host cores for decoding) or 'auto' (device on CUDA)",
+    )
 
 
 class SearchServiceSettings(BaseSettings):
