@@ -11,8 +11,12 @@ Phases
 - model-only: Cnn14 on pre-decoded 10 s windows at each batch size (the ceiling);
 - naive: what the seed notebook and public examples do per file: ``librosa.load(path, sr=32000)``
   then one forward pass per file, decoding and inference never overlapping;
-- pipeline: our shard path (threads read + decode + resample + window ahead of the model,
-  windows from many files share batches), from WAV files on disk to snapshot rows;
+- decode: what the reader threads cost the host per clip (read + decode + downmix, with and
+  without host resampling), on 1 thread and on ``--workers`` threads: the clips/s the host can
+  feed a GPU;
+- pipeline: our shard path (threads read + decode (+ resample) + window ahead of the model,
+  windows of consecutive files packed into full batches), from WAV files on disk to snapshot
+  rows; ``--resample-on device`` (the default on CUDA) resamples on the GPU;
 - no-change: an incremental run over a catalogue whose snapshot already holds every file
   (list + etag diff), against the full-run time implied by the pipeline's throughput.
 """
@@ -88,6 +92,7 @@ def _embedder(args: argparse.Namespace, batch_size: int):
         limits=AudioLimits(window_seconds=CLIP_SECONDS),
         batch_size=batch_size,
         precision=args.precision,
+        resample_on=args.resample_on,
     )
 
 
@@ -136,6 +141,34 @@ def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
         "peak_rss_mb": _peak_rss_mb(),
         "gpu_peak_mb": _gpu_peak_mb(),
     }
+
+
+def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
+    """Host cost of the reader threads' work per clip, with and without host resampling."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.audio import cut_windows, decode
+    from tasks.settings import AudioLimits
+
+    limits = AudioLimits(window_seconds=CLIP_SECONDS)
+
+    def with_resampling(path: str) -> None:
+        cut_windows(decode(path, Path(path).read_bytes(), limits).samples, limits)
+
+    def decode_only(path: str) -> None:  # what is left on the host when the GPU resamples
+        decode(path, Path(path).read_bytes(), limits, resample=False)
+
+    results = {}
+    for name, work in (("host_resampling", with_resampling), ("decode_only", decode_only)):
+        work(paths[0])
+        for threads in sorted({1, args.workers}):
+            with ThreadPoolExecutor(threads) as pool:
+                start = time.perf_counter()
+                list(pool.map(work, paths))
+                elapsed = time.perf_counter() - start
+            results[f"{name}_{threads}_threads_clips_per_s"] = len(paths) / elapsed
+        results[f"{name}_ms_per_clip_one_core"] = 1000 / results[f"{name}_1_threads_clips_per_s"]
+    return results
 
 
 def phase_pipeline(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
@@ -201,6 +234,7 @@ def phase_no_change(files: int, workdir: str) -> dict:
                 "etag": [i.etag for i in items],
                 "size_bytes": [i.size_bytes for i in items],
                 "last_modified": [now] * len(items),
+                "metadata": [[]] * len(items),
                 "duration_seconds": [10.0] * len(items),
                 "sample_rate": [44_100] * len(items),
                 "channels": [2] * len(items),
@@ -244,7 +278,19 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2, help="read/decode threads per shard")
-    parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="files per shard (default: 64 on CPU, 4096 on CUDA, where a 64-file shard is a "
+        "fraction of one batch's worth of work)",
+    )
+    parser.add_argument(
+        "--resample-on",
+        default="auto",
+        choices=["auto", "host", "device"],
+        help="where audio is resampled to 32 kHz (auto: on the GPU when there is one)",
+    )
     parser.add_argument("--seconds-per-point", type=float, default=20.0)
     parser.add_argument("--no-change-files", type=int, default=10_000)
     parser.add_argument(
@@ -267,11 +313,14 @@ def main() -> None:
             write_random_checkpoint(Path(args.checkpoint))
     device = choose_device(args.device)
     args.device = str(device)
+    if args.shard_size is None:
+        args.shard_size = 4096 if device.type == "cuda" else 64
     paths = [str(p) for p in make_catalogue(workdir, args.clips)]
 
     model_only = [_in_child(phase_model_only, args, int(b)) for b in args.batch_sizes.split(",")]
     best = max(model_only, key=lambda r: r["clips_per_s"])
     naive = _in_child(phase_naive, args, paths[: args.naive_clips or len(paths)])
+    decoding = _in_child(phase_decode, args, paths[: min(len(paths), 200)])
     pipeline = _in_child(phase_pipeline, args, str(workdir / "clips"), best["batch_size"])
     no_change = _in_child(phase_no_change, args.no_change_files, str(workdir))
     full_run_s = args.no_change_files / pipeline["clips_per_s"]
@@ -285,6 +334,8 @@ def main() -> None:
         "device": args.device,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "precision": args.precision,
+        "resample_on": args.resample_on,
+        "shard_size": args.shard_size,
     }
     results = {
         "machine": machine,
@@ -292,6 +343,7 @@ def main() -> None:
         "model_only": model_only,
         "best_batch_size": best["batch_size"],
         "naive": naive,
+        "decode": decoding,
         "pipeline": pipeline,
         "pipeline_vs_model_only": pipeline["clips_per_s"] / best["clips_per_s"],
         "pipeline_vs_naive": pipeline["clips_per_s"] / naive["clips_per_s"],
@@ -316,7 +368,9 @@ def main() -> None:
         f"({results['pipeline_vs_model_only']:.0%} of model-only, "
         f"{results['pipeline_vs_naive']:.2f}x naive); no-change run of "
         f"{args.no_change_files} files: {no_change['seconds']:.2f} s "
-        f"({results['no_change']['fraction_of_full_run']:.2%} of a full run)"
+        f"({results['no_change']['fraction_of_full_run']:.2%} of a full run); host decode "
+        f"{decoding['host_resampling_ms_per_clip_one_core']:.1f} ms/clip/core with resampling, "
+        f"{decoding['decode_only_ms_per_clip_one_core']:.1f} without"
     )
 
 

@@ -59,6 +59,17 @@ def test_downmix_is_the_channel_mean(channels: int) -> None:
     np.testing.assert_allclose(downmix(frames), frames.mean(axis=1), atol=1e-6)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_16_bit_files_decode_to_the_same_samples_as_libsndfile_float(
+    tmp_path: Path, channels: int
+) -> None:
+    path = samples.write(tmp_path / "a.wav", samples.noise(1.0, 32_000, 5, 0.5), 32_000, channels)
+    assert soundfile.info(path).subtype == "PCM_16"
+    audio = decode("a.wav", path.read_bytes(), LIMITS)
+    as_float = soundfile.read(path, dtype="float32", always_2d=True)[0]
+    np.testing.assert_allclose(audio.samples, as_float.mean(axis=1), rtol=0, atol=1e-7)
+
+
 def test_short_clip_is_padded_to_one_window() -> None:
     clip = np.ones(MODEL_SAMPLE_RATE * 3, dtype=np.float32)
     windows = cut_windows(clip, AudioLimits(window_seconds=10.0))
