@@ -7,6 +7,7 @@ read too. Flows and the CLI build one ``Settings`` at the edge and pass the part
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -139,7 +140,11 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         None, description="Dask scheduler (tcp://host:8786): shards run on its workers"
     )
     prepare_workers: int = Field(
-        2, gt=0, le=64, description="Threads per shard that download and decode ahead of the model"
+        default_factory=lambda: max(2, len(os.sched_getaffinity(0)) // 2),
+        gt=0,
+        le=64,
+        description="Threads per shard that download and decode ahead of the model (default: "
+        "half the usable cores, at least 2: the flow runs two shards at a time)",
     )
 
     @classmethod
