@@ -46,7 +46,8 @@ def _preflight(checkpoint: Path | None, query: Path | None = None) -> None:
     try:
         resolve_checkpoint(settings.model_settings())
         if query is not None:
-            decode_audio(str(query), query.read_bytes(), settings.audio_limits())
+            # Validation only: the search flow decodes (and resamples) the query itself.
+            decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
     except USER_ERRORS as error:
         raise _fail(error) from None
 

@@ -257,16 +257,17 @@ class PannsEmbedder:
         (embeddings [n, 2048], probabilities [n, 527]) as float32 numpy arrays."""
         if windows.ndim != 2:
             raise ValueError(f"expected audio of shape [n, samples], got {tuple(windows.shape)}")
-        batch = to_device(windows, self.device) if isinstance(windows, np.ndarray) else windows
+        if isinstance(windows, np.ndarray):
+            batch = to_device(windows, self.device)
+        else:
+            batch = windows.to(self.device)
         with self._forward_lock, torch.inference_mode():
-            embedding, clipwise = self._forward(batch.to(self.device))
+            embedding, clipwise = self._forward(batch)
             return embedding.float().cpu().numpy(), clipwise.float().cpu().numpy()
 
     def embed_windows(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size`` ->
         (embeddings [n, 2048], probabilities [n, 527])."""
-        if windows.ndim != 2:
-            raise ValueError(f"expected audio of shape [n, samples], got {tuple(windows.shape)}")
         outputs = [
             self.embed_batch(windows[start : start + self.batch_size])
             for start in range(0, windows.shape[0], self.batch_size)

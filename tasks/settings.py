@@ -140,7 +140,7 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         None, description="Dask scheduler (tcp://host:8786): shards run on its workers"
     )
     prepare_workers: int = Field(
-        default_factory=lambda: max(2, len(os.sched_getaffinity(0)) // 2),
+        default_factory=lambda: min(64, max(2, len(os.sched_getaffinity(0)) // 2)),
         gt=0,
         le=64,
         description="Threads per shard that download and decode ahead of the model (default: "
