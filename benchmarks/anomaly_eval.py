@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks import samples  # noqa: E402
+from tasks.audio import samples  # noqa: E402
 
 RATE = 16_000
 SECONDS = 10.0
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    from tasks.anomaly_pipeline import evaluate_folders
-    from tasks.embedding import write_random_checkpoint
+    from tasks.anomaly.evaluate import evaluate_folders
+    from tasks.model.cnn14 import write_random_checkpoint
     from tasks.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="anomaly-bench-"))

@@ -38,7 +38,7 @@ def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.ingest import ingest
-    from tasks import samples
+    from tasks.audio import samples
 
     root = Path(workdir) / f"audio-{files}"
     for i in range(files):
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--files", default="100,10000")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    from tasks.embedding import write_random_checkpoint
+    from tasks.model.cnn14 import write_random_checkpoint
 
     workdir = tempfile.mkdtemp(prefix="memory-bench-")
     checkpoint = str(write_random_checkpoint(Path(workdir) / "random-cnn14.pth"))

@@ -64,7 +64,7 @@ def _sync(device: str) -> None:
 
 def make_catalogue(folder: Path, count: int) -> list[Path]:
     """``count`` distinct 10 s WAV files at 44.1 kHz stereo, as real catalogues are."""
-    from tasks import samples
+    from tasks.audio import samples
 
     paths = []
     for i in range(count):
@@ -84,7 +84,7 @@ def make_catalogue(folder: Path, count: int) -> list[Path]:
 
 
 def _embedder(args: argparse.Namespace, batch_size: int):
-    from tasks.embedding import PannsEmbedder
+    from tasks.model.embedder import PannsEmbedder
     from tasks.settings import AudioLimits
 
     return PannsEmbedder.load(
@@ -148,7 +148,8 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
     """Host cost of the reader threads' work per clip, with and without host resampling."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tasks.audio import cut_windows, decode
+    from tasks.audio.decode import decode
+    from tasks.audio.windows import cut_windows
     from tasks.settings import AudioLimits
 
     limits = AudioLimits(window_seconds=CLIP_SECONDS)
@@ -173,8 +174,8 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
 
 
 def phase_pipeline(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
-    from tasks.ingestion import embed_shard
-    from tasks.sources import LocalSource
+    from tasks.ingest.shard import embed_shard
+    from tasks.storage.sources import LocalSource
 
     embedder = _embedder(args, batch_size)
     source = LocalSource(Path(folder))
@@ -212,10 +213,12 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
     import numpy as np
     import pyarrow as pa
 
-    from tasks import samples
-    from tasks.ingestion import embed_shard
-    from tasks.snapshots import SNAPSHOT_SCHEMA, QuarantineTable, SnapshotTable, plan_changes
-    from tasks.sources import LocalSource
+    from tasks.audio import samples
+    from tasks.ingest.plan import plan_changes
+    from tasks.ingest.shard import embed_shard
+    from tasks.storage.quarantine import QuarantineTable
+    from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
+    from tasks.storage.sources import LocalSource
 
     root = Path(workdir) / "many"
     new_file = root / "new/one-new-clip.wav"
@@ -333,7 +336,8 @@ def main() -> None:
 
     import torch
 
-    from tasks.embedding import choose_device, write_random_checkpoint
+    from tasks.model.cnn14 import write_random_checkpoint
+    from tasks.model.embedder import choose_device
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="audio-embeddings-bench-"))
     if args.checkpoint is None:

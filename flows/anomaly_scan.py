@@ -8,18 +8,17 @@ from typing import Literal
 from prefect import flow
 from prefect.runtime import flow_run
 
-from tasks.anomaly import ReferenceSelector
-from tasks.anomaly_pipeline import (
-    build_references,
+from tasks.anomaly.scoring import ReferenceSelector
+from tasks.settings import Settings
+from tasks.steps.anomaly_scan import (
+    calibrate_references_task,
     emit_anomaly_events,
-    plan_scan,
-    publish_scan_report,
+    plan_scan_task,
+    publish_scan_report_task,
     save_scan_cursor,
     score_clips,
     store_results,
 )
-from tasks.ingestion import new_run_id
-from tasks.settings import Settings
 
 
 @dataclass
@@ -51,12 +50,24 @@ def anomaly_scan(
 ) -> ScanSummary:
     """Score clips against the reference of normal operation that their group belongs to.
 
-    The reference is the snapshot rows under ``reference_prefix``, or in ``reference_paths``, or
-    whose blob metadata holds every ``reference_metadata`` pair; ``group_pattern`` (a regex whose
-    first group names the machine, e.g. ``^([^/]+)/``) or ``group_metadata_key`` makes one
-    baseline per group. Without ``paths``, the clips new or changed since the last scan are
-    scored. Windows of ``window_seconds`` every ``hop_seconds``; k-NN with ``k``; threshold from
-    the reference (leave-one-out, ``threshold_method`` at ``quantile``) unless ``threshold``.
+    Args:
+        reference_prefix: Snapshot paths under this prefix are the normal reference (e.g.
+            pump-07/normal/).
+        reference_paths: Or: these snapshot paths are the normal reference.
+        group_pattern: Regular expression whose first group, matched against a path, names the
+            machine (^([^/]+)/ : one baseline per top-level folder); empty: one group.
+        reference_metadata: Or: clips whose blob metadata holds every one of these pairs are
+            the normal reference (e.g. condition = normal).
+        group_metadata_key: Or: this blob metadata key names the machine.
+        paths: Score these snapshot paths; empty: every clip new or changed since the last scan.
+        k: Reference windows averaged per window score (k nearest neighbours).
+        threshold_method: How the threshold is read from the reference's leave-one-out scores:
+            a fitted gamma distribution, or the empirical quantile.
+        quantile: Quantile of normal window scores used as the threshold.
+        threshold: A fixed threshold instead of the calibrated one.
+        window_seconds: Scan window length (s); shorter than ingest windows so that a short
+            knock is not averaged away.
+        hop_seconds: Time between scan window starts (s); empty: the window length.
     """
     settings = Settings()
     selector = ReferenceSelector(
@@ -66,19 +77,19 @@ def anomaly_scan(
         tuple(sorted((reference_metadata or {}).items())),
         group_metadata_key,
     )
-    run_id = str(flow_run.id or new_run_id())
-    plan = plan_scan(selector, settings, paths)
+    run_id = str(flow_run.id)
+    plan = plan_scan_task(selector, settings, paths)
     if plan.snapshot_version is None or not plan.to_scan:
         return ScanSummary(plan.snapshot_version, 0, 0, 0, len(plan.without_reference), {})
-    references, calibrations = build_references(
+    calibrated = calibrate_references_task(
         plan, settings, k, threshold_method, quantile, threshold, window_seconds, hop_seconds
     )
     scores, problems = score_clips(
-        plan.to_scan, references, calibrations, selector, settings, window_seconds, hop_seconds
+        plan.to_scan, calibrated, selector, settings, window_seconds, hop_seconds
     )
     store_results(scores, settings, run_id, plan.snapshot_version)
     anomalies = emit_anomaly_events(scores, run_id)
-    publish_scan_report(scores, calibrations, plan, problems)
+    publish_scan_report_task(scores, calibrated, plan, problems)
     if not paths:
         save_scan_cursor(selector, settings, plan.snapshot_version)
     return ScanSummary(
@@ -87,5 +98,5 @@ def anomaly_scan(
         anomalies,
         len(problems),
         len(plan.without_reference),
-        {g: c.threshold for g, c in calibrations.items()},
+        {g: c.threshold for g, c in calibrated.calibrations.items()},
     )

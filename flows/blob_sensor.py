@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.pipeline import (
+from tasks.settings import Settings
+from tasks.steps.blob_sensor import (
     emit_blob_events,
     find_new_blobs,
     load_sensor_cursor,
     save_sensor_cursor,
 )
-from tasks.settings import Settings
 
 
 @flow(name="blob-sensor")
 def blob_sensor(source: str, max_events: int = 500, settle_seconds: float = 10.0) -> int:
-    """Announce blobs of ``source`` (az://container/prefix) added since the last poll.
+    """Announce the blobs of a container added since the last poll; returns how many.
 
-    At most ``max_events`` per run (a backlog drains over several runs); returns how many.
+    Args:
+        source: The container to watch, as az://container/prefix.
+        max_events: At most this many events per run, oldest first (a backlog drains over
+            several runs).
+        settle_seconds: Announce a blob only once its last-modified time is this old (storage
+            timestamps have 1 s granularity, so a second is complete only once it is past).
     """
     settings = Settings()
     cursor = load_sensor_cursor(source)

@@ -1,27 +1,80 @@
-"""The ``audio-embeddings`` command: runs the same Prefect flows as the deployments."""
+"""The ``audio-embeddings`` command: runs the same Prefect flows as the deployments.
+
+Every command shares one guard: a ``UserError`` (tasks.errors) ends the command with one red
+line and exit code 2, also when it was raised inside a flow; its traceback is kept out of the
+terminal (the flow run's logs on the Prefect server keep it). Any other exception is a bug or an
+outage and shows its traceback.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
-from tasks.audio import AudioError
-from tasks.audio import decode as decode_audio
-from tasks.checkpoint import CheckpointNotFoundError, resolve_checkpoint
+from tasks.audio.decode import decode as decode_audio
+from tasks.errors import UserError
+from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
 from tasks.settings import Settings
-from tasks.sources import SourceNotFoundError
+
+console = Console()
+
+
+class _UserErrorsWithoutTraceback(logging.Formatter):
+    """Formats like ``inner``, but a record about a ``UserError`` without its traceback."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record = copy.copy(record)
+            record.exc_info, record.exc_text = None, None
+        return self.inner.format(record)
+
+
+def _keep_user_error_tracebacks_off_the_terminal() -> None:
+    """Prefect's console handler logs a failed task or flow run with its traceback; for a user
+    error the terminal shows the message alone (the API handler still sends the traceback)."""
+    import prefect  # noqa: F401  (sets up Prefect's logging)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not isinstance(
+            handler.formatter, _UserErrorsWithoutTraceback
+        ):
+            handler.setFormatter(
+                _UserErrorsWithoutTraceback(handler.formatter or logging.Formatter())
+            )
+
+
+class _GuardedGroup(TyperGroup):
+    """Every command, sub-commands included: a ``UserError`` -> one red line, exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _keep_user_error_tracebacks_off_the_terminal()
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            console.print(f"[bold red]error:[/] {escape(str(error))}")
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
+    cls=_GuardedGroup,
     help="PANNs audio embeddings: ingest a catalogue, search by audio, keep an index fresh.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-USER_ERRORS = (AudioError, CheckpointNotFoundError, SourceNotFoundError, FileNotFoundError)
 
 Checkpoint = Annotated[
     Path | None,
@@ -35,21 +88,22 @@ IndexUri = Annotated[str | None, typer.Option("--index", help="LanceDB folder of
 SnapshotUri = Annotated[str | None, typer.Option("--snapshot", help="Delta table of embeddings")]
 
 
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {error}")
-    return typer.Exit(code=2)
-
-
 def _preflight(checkpoint: Path | None, query: Path | None = None) -> None:
-    """Check what a user supplies before a flow starts, so mistakes read as one clear line."""
+    """Check what a user supplies before a flow (and a temporary Prefect server) starts."""
     settings = Settings.with_overrides(checkpoint_path=checkpoint)
-    try:
-        resolve_checkpoint(settings.model_settings())
-        if query is not None:
-            # Validation only: the search flow decodes (and resamples) the query itself.
-            decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
-    except USER_ERRORS as error:
-        raise _fail(error) from None
+    resolve_checkpoint(settings.model_settings())
+    if query is not None:
+        # Validation only: the search flow decodes (and resamples) the query itself.
+        decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
+
+
+def _metadata_pairs(values: list[str] | None) -> list[str] | None:
+    """Check ``KEY=VALUE`` options as they are parsed (a usage error names the option)."""
+    for value in values or []:
+        key, equals, _ = value.partition("=")
+        if not key or not equals:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE")
+    return values
 
 
 @app.command()
@@ -74,17 +128,14 @@ def ingest(
     address = dask_address or Settings().dask_address
     if address:
         ingest_flow = on_dask(ingest_flow, address)
-    try:
-        summary = ingest_flow(
-            source=source,
-            snapshot_uri=snapshot,
-            index_uri=index,
-            checkpoint_path=str(checkpoint) if checkpoint else None,
-            shard_size=shard_size,
-            refresh_index=not no_index,
-        )
-    except USER_ERRORS as error:
-        raise _fail(error) from None
+    summary = ingest_flow(
+        source=source,
+        snapshot_uri=snapshot,
+        index_uri=index,
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+        shard_size=shard_size,
+        refresh_index=not no_index,
+    )
     console.print(ingest_table(summary))
     for failure in summary.failures:
         verdict = "will retry" if failure["retryable"] == "true" else "quarantined"
@@ -110,17 +161,14 @@ def search(
     from tasks.reports import search_table
 
     _preflight(checkpoint, query)
-    try:
-        hits = search_flow(
-            query=str(query),
-            top=top,
-            path_prefix=path_prefix,
-            labels=label,
-            index_uri=index,
-            checkpoint_path=str(checkpoint) if checkpoint else None,
-        )
-    except USER_ERRORS as error:
-        raise _fail(error) from None
+    hits = search_flow(
+        query=str(query),
+        top=top,
+        path_prefix=path_prefix,
+        labels=label,
+        index_uri=index,
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+    )
     console.print(search_table(str(query), hits))
 
 
@@ -152,7 +200,7 @@ def make_random_checkpoint(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
     """Write a random-weight Cnn14 checkpoint (327 MB) for offline trials and tests."""
-    from tasks.embedding import write_random_checkpoint
+    from tasks.model.cnn14 import write_random_checkpoint
 
     write_random_checkpoint(path, seed)
     console.print(f"wrote {path} (random weights: embeddings carry no meaning)")
@@ -163,7 +211,7 @@ def make_samples(
     folder: Annotated[Path, typer.Argument(help="Where to write the sample catalogue")],
 ) -> None:
     """Write the synthetic sample catalogue (tones, noise, sweeps, machine sounds)."""
-    from tasks.samples import make_sample_catalogue
+    from tasks.audio.samples import make_sample_catalogue
 
     paths = make_sample_catalogue(folder)
     console.print(f"{len(paths)} sample files in {folder}")
@@ -180,8 +228,8 @@ def demo(
     Uses the official checkpoint when it can be found or downloaded; otherwise, and only here,
     falls back to a random-weight checkpoint and says so.
     """
-    from tasks.embedding import write_random_checkpoint
-    from tasks.samples import SAMPLE_CATALOGUE, make_sample_catalogue
+    from tasks.audio.samples import SAMPLE_CATALOGUE, make_sample_catalogue
+    from tasks.model.cnn14 import write_random_checkpoint
 
     samples_dir = folder / "samples"
     make_sample_catalogue(samples_dir)
@@ -222,7 +270,10 @@ def anomaly_scan(
     ] = None,
     reference_metadata: Annotated[
         list[str] | None,
-        typer.Option(help="Blob metadata KEY=VALUE of the normal clips (repeatable: all match)"),
+        typer.Option(
+            help="Blob metadata KEY=VALUE of the normal clips (repeatable: all match)",
+            callback=_metadata_pairs,
+        ),
     ] = None,
     group_pattern: Annotated[
         str | None, typer.Option(help="Regex whose first group names the machine, e.g. '^([^/]+)/'")
@@ -245,10 +296,8 @@ def anomaly_scan(
     from flows.anomaly_scan import anomaly_scan as scan_flow
 
     if not reference_prefix and not reference_metadata:
-        raise _fail(ValueError("give --reference-prefix or --reference-metadata KEY=VALUE"))
+        raise typer.BadParameter("give --reference-prefix or --reference-metadata KEY=VALUE")
     pairs = [item.split("=", 1) for item in reference_metadata or []]
-    if any(len(pair) != 2 for pair in pairs):
-        raise _fail(ValueError("--reference-metadata takes KEY=VALUE"))
     summary = scan_flow(
         reference_prefix=reference_prefix,
         reference_metadata=dict(pairs) or None,
@@ -278,7 +327,7 @@ def anomaly_evaluate(
     checkpoint: Checkpoint = None,
 ) -> None:
     """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold."""
-    from tasks.anomaly_pipeline import evaluate_folders
+    from tasks.anomaly.evaluate import evaluate_folders
 
     _preflight(checkpoint)
     settings = Settings.with_overrides(checkpoint_path=checkpoint)

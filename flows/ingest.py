@@ -11,19 +11,13 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.ingestion import new_run_id
-from tasks.pipeline import (
-    ModelInfo,
-    commit_snapshot,
-    embed_shard_task,
-    plan_blob_batch,
-    plan_ingest,
-    refresh_index_task,
-    resolve_model,
-)
+from tasks.ingest.plan import ChangePlan
+from tasks.model.checkpoint import ResolvedCheckpoint
 from tasks.reports import IngestSummary, ProgressReporter, publish_ingest_summary
 from tasks.settings import Settings
-from tasks.snapshots import ChangePlan
+from tasks.steps.ingest import commit_snapshot, embed_shard_task, plan_blob_batch, plan_ingest
+from tasks.steps.model import resolve_model
+from tasks.steps.refresh_index import refresh_index_task
 
 # Two workers: one shard decodes while the other holds the model (forward passes are serialised).
 RUNNER = ThreadPoolTaskRunner(max_workers=2)
@@ -38,9 +32,23 @@ def ingest(
     shard_size: int | None = None,
     refresh_index: bool = True,
 ) -> IngestSummary:
-    """Embed new and changed audio of ``source`` (a folder or az://container/prefix) and commit
-    one snapshot version. Unchanged files are skipped, deleted ones removed; unusable files are
-    quarantined with their reason while the rest of the run goes on.
+    """Embed new and changed audio of a source and commit one snapshot version.
+
+    Unchanged files are skipped, deleted ones removed; unusable files are quarantined with their
+    reason while the rest of the run goes on.
+
+    Args:
+        source: The audio to ingest: a folder on the worker, or az://container/prefix in the
+            configured storage account.
+        snapshot_uri: Delta table of embeddings (a folder or az://container/path); empty: the
+            worker's AUDIO_EMBEDDINGS_SNAPSHOT_URI.
+        index_uri: LanceDB folder of the vector index; empty: the worker's
+            AUDIO_EMBEDDINGS_INDEX_URI (unused with Azure AI Search).
+        checkpoint_path: Cnn14 checkpoint file on the worker; empty: the worker's
+            AUDIO_EMBEDDINGS_CHECKPOINT_PATH, ~/panns_data, or a one-time download.
+        shard_size: Files per Prefect task (64 on a CPU; thousands on a GPU); empty: the
+            worker's AUDIO_EMBEDDINGS_SHARD_SIZE.
+        refresh_index: Bring the vector index up to the new snapshot version after the commit.
     """
     settings = Settings.with_overrides(
         snapshot_uri=snapshot_uri,
@@ -61,10 +69,18 @@ def ingest_blobs(
     index_uri: str | None = None,
     refresh_index: bool = True,
 ) -> IngestSummary:
-    """Embed the given blobs (URLs from ``azure.blob.created`` events) if new or changed.
+    """Embed the given blobs if they are new or changed (the event-triggered ingest).
 
-    With ``catch_up_source`` (az://container/prefix) the run ingests that whole source
-    incrementally instead, which also covers blobs whose events were folded into this run.
+    Args:
+        blob_urls: URLs of the blobs to embed, as azure.blob.created events carry them
+            (https://<account>.blob.core.windows.net/<container>/<path>); one container.
+        catch_up_source: Instead, ingest this whole az://container/prefix incrementally, which
+            also covers blobs whose events were folded into this run.
+        snapshot_uri: Delta table of embeddings; empty: the worker's
+            AUDIO_EMBEDDINGS_SNAPSHOT_URI.
+        index_uri: LanceDB folder of the vector index; empty: the worker's
+            AUDIO_EMBEDDINGS_INDEX_URI (unused with Azure AI Search).
+        refresh_index: Bring the vector index up to the new snapshot version after the commit.
     """
     settings = Settings.with_overrides(snapshot_uri=snapshot_uri, index_uri=index_uri)
     model = resolve_model(settings)
@@ -76,9 +92,13 @@ def ingest_blobs(
 
 
 def _embed_commit_refresh(
-    source: str, plan: ChangePlan, settings: Settings, model: ModelInfo, refresh_index: bool
+    source: str,
+    plan: ChangePlan,
+    settings: Settings,
+    model: ResolvedCheckpoint,
+    refresh_index: bool,
 ) -> IngestSummary:
-    run_id = str(flow_run.id or new_run_id())
+    run_id = str(flow_run.id)
     shards = [
         plan.to_embed[i : i + settings.shard_size]
         for i in range(0, len(plan.to_embed), settings.shard_size)

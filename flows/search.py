@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.index import SearchFilter, SearchHit
-from tasks.pipeline import embed_query, resolve_model, search_index
+from tasks.index.filters import SearchFilter
+from tasks.index.interface import SearchHit
 from tasks.reports import publish_search_results
 from tasks.settings import Settings
+from tasks.steps.model import resolve_model
+from tasks.steps.search import embed_query, search_index
 
 
 @flow(name="search")
@@ -19,9 +21,17 @@ def search(
     index_uri: str | None = None,
     checkpoint_path: str | None = None,
 ) -> list[SearchHit]:
-    """The ``top`` files in the index that sound most like the audio file ``query``.
+    """The files in the index that sound most like an audio file.
 
-    ``path_prefix`` keeps files under a folder; ``labels`` keeps files tagged with any of them.
+    Args:
+        query: Path of the audio file to search with, on the machine that runs the flow.
+        top: How many matches to return, best first.
+        path_prefix: Only files whose path starts with this (a folder, e.g. pumps/).
+        labels: Only files tagged with any of these AudioSet labels (e.g. Dog).
+        index_uri: LanceDB folder of the vector index; empty: the worker's
+            AUDIO_EMBEDDINGS_INDEX_URI (unused with Azure AI Search).
+        checkpoint_path: Cnn14 checkpoint file on the worker; empty: the worker's
+            AUDIO_EMBEDDINGS_CHECKPOINT_PATH, ~/panns_data, or a one-time download.
     """
     settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
     model = resolve_model(settings)

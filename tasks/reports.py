@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from prefect.artifacts import (
@@ -12,9 +14,12 @@ from prefect.artifacts import (
 )
 from rich.table import Table
 
-from tasks.index import RefreshResult, SearchHit
-from tasks.pipeline import CommitResult, ModelInfo
-from tasks.snapshots import ChangePlan, Failure
+from tasks.anomaly.scoring import Calibration, ClipScore
+from tasks.index.interface import RefreshResult, SearchHit
+from tasks.ingest.commit import CommitResult
+from tasks.ingest.plan import ChangePlan
+from tasks.model.checkpoint import ResolvedCheckpoint
+from tasks.storage.quarantine import Failure
 
 RANDOM_WEIGHTS_WARNING = (
     "NOT the official Cnn14 checkpoint: embeddings, scores and labels carry no meaning."
@@ -38,7 +43,7 @@ class IngestSummary:
     index_version: int | None
     index_upserted: int
     index_deleted: int
-    model: ModelInfo
+    model: ResolvedCheckpoint
     failures: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
@@ -50,7 +55,7 @@ class IngestSummary:
         commit: CommitResult,
         failures: list[Failure],
         refresh: RefreshResult | None,
-        model: ModelInfo,
+        model: ResolvedCheckpoint,
     ) -> IngestSummary:
         listed = len(plan.to_embed) + plan.unchanged + plan.skipped_quarantined
         return cls(
@@ -114,7 +119,7 @@ def publish_ingest_summary(summary: IngestSummary) -> None:
         )
 
 
-def publish_search_results(query: str, hits: list[SearchHit], model: ModelInfo) -> None:
+def publish_search_results(query: str, hits: list[SearchHit], model: ResolvedCheckpoint) -> None:
     """The ranked matches of a query as a table artifact."""
     create_table_artifact(
         [
@@ -174,7 +179,75 @@ def ingest_table(summary: IngestSummary) -> Table:
     return table
 
 
-def _model_note(model: ModelInfo) -> str:
+def _model_note(model: ResolvedCheckpoint) -> str:
     if model.is_official:
         return f"Model: official Cnn14 checkpoint ({model.origin})."
     return f"Model: {model.path}: {RANDOM_WEIGHTS_WARNING}"
+
+
+def score_histogram(scores: Sequence[float], thresholds: Sequence[float], bins: int = 12) -> str:
+    """A text histogram of scores with the threshold(s) marked, for the markdown report."""
+    if not scores:
+        return "(no clips scored)"
+    low = min(min(scores), min(thresholds))
+    high = max(max(scores), max(thresholds))
+    width = (high - low) / bins or 1.0
+    counts = defaultdict(int)
+    for value in scores:
+        counts[min(int((value - low) / width), bins - 1)] += 1
+    lines = []
+    for b in range(bins):
+        start = low + b * width
+        mark = " <- threshold" if any(start <= t < start + width for t in thresholds) else ""
+        lines.append(f"{start:8.4f} | {'#' * counts[b]:<30} {counts[b]}{mark}")
+    return "\n".join(lines)
+
+
+def scan_report(
+    scores: Sequence[ClipScore],
+    calibrations: dict[str, Calibration],
+    snapshot_version: int | None,
+    without_reference: int,
+    problems: Sequence[str],
+) -> str:
+    """The markdown report of a scan: counts, the top anomalies with where they are, the
+    distribution of scores against the thresholds, and the clips that could not be read."""
+    anomalies = sorted((s for s in scores if s.is_anomaly), key=lambda s: -s.score)
+    lines = [
+        "# Anomaly scan",
+        f"Snapshot version {snapshot_version}: {len(scores)} clips scored, "
+        f"**{len(anomalies)} anomalous**, {len(problems)} unreadable, "
+        f"{without_reference} without a reference group.",
+        "",
+        "| group | threshold | method | reference clips |",
+        "|---|---|---|---|",
+        *(
+            f"| {g or '(all)'} | {c.threshold:.4f} | {c.method} q={c.quantile} k={c.k} | "
+            f"{c.reference_clips} |"
+            for g, c in sorted(calibrations.items())
+        ),
+        "",
+        "## Top anomalies",
+        "| clip | group | score | threshold | worst window starts at (s) | nearest normal |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {s.path} | {s.group} | {s.score:.4f} | {s.threshold:.4f} | "
+            f"{s.worst_window_start_seconds:.1f} | {', '.join(s.nearest_reference_paths[:2])} |"
+            for s in anomalies[:20]
+        ),
+        "",
+        "## Score distribution",
+        "```",
+        score_histogram([s.score for s in scores], [c.threshold for c in calibrations.values()]),
+        "```",
+    ]
+    if problems:
+        lines += ["", "## Unreadable clips", *(f"- {p}" for p in problems)]
+    return "\n".join(lines)
+
+
+def publish_scan_report(report: str, anomalies: int, scored: int) -> None:
+    """The scan report as a markdown artifact (key ``anomaly-scan``)."""
+    create_markdown_artifact(
+        report, key="anomaly-scan", description=f"{anomalies} anomalies in {scored} clips"
+    )

@@ -14,10 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tasks.azure_storage import BlobSettings
+from tasks.model.constants import OFFICIAL_URL
 
-#: Cnn14's input rate (Hz); every file is resampled to it.
-MODEL_SAMPLE_RATE = 32_000
 ResampleOn = Literal["auto", "host", "device"]
 
 
@@ -51,6 +49,24 @@ class AudioLimits(BaseSettings):
         return self.hop_seconds if self.hop_seconds is not None else self.window_seconds
 
 
+class BlobSettings(BaseSettings):
+    """How to reach the storage account that holds audio (and, optionally, the Delta tables).
+
+    First configured wins: a connection string (Azurite, development); an account URL plus a SAS
+    token; an account URL alone (``DefaultAzureCredential``: managed or workload identity,
+    ``az login``; the identity needs "Storage Blob Data Contributor").
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUDIO_EMBEDDINGS_", extra="ignore")
+
+    blob_connection_string: SecretStr | None = Field(None, description="Connection string")
+    blob_account_url: str | None = Field(
+        None, description="https://<account>.blob.core.windows.net"
+    )
+    blob_sas_token: SecretStr | None = Field(None, description="SAS token (with account URL)")
+    blob_retry_total: int = Field(6, ge=0, description="Retries of a failed storage request")
+
+
 class ModelSettings(BaseSettings):
     """Where the Cnn14 checkpoint comes from and how it runs."""
 
@@ -63,6 +79,11 @@ class ModelSettings(BaseSettings):
         Path.home() / "panns_data", description="Where panns-inference keeps its checkpoint"
     )
     allow_download: bool = Field(True, description="Download the official checkpoint if missing")
+    checkpoint_url: str = Field(
+        OFFICIAL_URL,
+        description="Where the one-time download fetches the official checkpoint (a mirror, a "
+        "Blob URL with a SAS); the file must still hash to the official sha256",
+    )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
     batch_size: int = Field(8, gt=0, le=1024, description="Windows per forward pass")
     precision: Literal["fp32", "fp16", "bf16"] = Field(
@@ -171,14 +192,6 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     def audio_limits(self) -> AudioLimits:
         """The audio part alone, to hand to decoding tasks."""
         return AudioLimits(**{name: getattr(self, name) for name in AudioLimits.model_fields})
-
-    def storage_options(self, table_uri: str) -> dict[str, str] | None:
-        """deltalake storage options for a table on Azure (``az://``, ``abfs[s]://``), else None."""
-        if table_uri.startswith(("az://", "abfs://", "abfss://")):
-            from tasks.azure_storage import delta_storage_options
-
-            return delta_storage_options(self)
-        return None
 
     def model_settings(self) -> ModelSettings:
         """The model part alone, to hand to embedding tasks."""

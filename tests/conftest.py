@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks import samples
-from tasks.embedding import PannsEmbedder, write_random_checkpoint
+from tasks.audio import samples
+from tasks.model.cnn14 import write_random_checkpoint
+from tasks.model.embedder import PannsEmbedder
 from tasks.settings import AudioLimits
+from tests.blobs import connection_string
 
 TEST_WINDOW_SECONDS = 2.0
 
@@ -81,13 +83,6 @@ def catalogue(tmp_path: Path) -> Path:
     return root
 
 
-AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public, documented by Microsoft; not a secret).
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -130,10 +125,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     f"Azurite did not start: {process.stderr.read().decode()}"
                 ) from None
             time.sleep(0.1)
-    yield (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-    )
+    yield connection_string(port)
     process.terminate()
     try:
         process.wait(timeout=10)

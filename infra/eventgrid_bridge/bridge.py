@@ -1,7 +1,7 @@
 """Event Grid -> Prefect: turn BlobCreated events into ``azure.blob.created`` Prefect events and
 POST them to a Prefect server's events API.
 
-Standard library only. ``blob_events`` is tasks/events.py, copied in by package.sh, so the
+Standard library only. ``blob_events`` is tasks/events/blob.py, copied in by package.sh, so the
 bridge and the pipeline's polling sensor produce the same events.
 """
 

@@ -6,54 +6,56 @@ snapshot version an index reflects is kept in a small side index, ``<name>-state
 after every document of a refresh has been accepted: a failed refresh does not advance it.
 
 Indexing uses ``SearchClient.index_documents`` with our own batches, bounded by documents and by
-JSON bytes, and retries documents that failed with 409/422/503 (and whole requests that failed
-with 429/5xx) with exponential backoff. We do not use ``SearchIndexingBufferedSender``: it was
-seen dropping all but the first action when a whole batch request fails.
+JSON bytes. One retry layer: the indexing client's own HTTP retries are off, and we retry both
+whole requests that failed (connection errors, 429, 5xx) and single documents that failed inside
+a 207 (409/422/503), with exponential backoff, at most ``search_max_attempts`` sends per
+document. We do not use ``SearchIndexingBufferedSender``: it was seen dropping all but the first
+action when a whole batch request fails. Other calls (index and alias management, queries) keep
+the SDK's default retry policy, their only layer.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.search.documents import IndexDocumentsBatch, SearchClient
 from azure.search.documents.indexes import SearchIndexClient
-from azure.search.documents.indexes.models import (
-    BinaryQuantizationCompression,
-    HnswAlgorithmConfiguration,
-    HnswParameters,
-    RescoringOptions,
-    ScalarQuantizationCompression,
-    ScalarQuantizationParameters,
-    SearchAlias,
-    SearchField,
-    SearchFieldDataType,
-    SearchIndex,
-    SimpleField,
-    VectorSearch,
-    VectorSearchProfile,
-)
+from azure.search.documents.indexes.models import SearchAlias
 from azure.search.documents.models import VectorizedQuery
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from tasks.embedding import EMBEDDING_SIZE
-from tasks.index import RefreshResult, SearchFilter, SearchHit
+from tasks.errors import UserError, reaching
+from tasks.index.azure_search_schema import (
+    RETURNED_FIELDS,
+    VECTOR_FIELD,
+    document,
+    index_definition,
+    state_definition,
+    vector_shape,
+)
+from tasks.index.filters import SearchFilter, odata_filter
+from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
 from tasks.settings import SearchServiceSettings
-from tasks.snapshots import SnapshotDiff
+from tasks.storage.snapshots import SnapshotDiff
 
 RETRYABLE_DOCUMENT_STATUS = frozenset({409, 422, 503})
 RETRYABLE_REQUEST_STATUS = frozenset({429, 500, 502, 503, 504})
-VECTOR_FIELD = "embedding"
-_RETURNED = ["key", "source_uri", "path", "duration_seconds", "labels"]
+SEARCH_SETTINGS_HINT = "AUDIO_EMBEDDINGS_SEARCH_ENDPOINT and AUDIO_EMBEDDINGS_SEARCH_API_KEY"
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
-class IndexIncompatibleError(RuntimeError):
+class SearchConfigurationError(UserError, ValueError):
+    """The Azure AI Search backend was chosen but not configured."""
+
+
+class IndexIncompatibleError(UserError):
     """The existing index cannot hold this data as configured; a rebuild is needed."""
 
 
@@ -69,152 +71,15 @@ class _RetryableBatch(Exception):
     """Some actions of a batch should be sent again."""
 
 
-def odata_string(value: str) -> str:
-    """An OData string literal: quotes doubled, so user input cannot end the literal."""
-    return "'" + value.replace("'", "''") + "'"
+def _reaching_service(method: _Method) -> _Method:
+    """Connection and credential failures of the service become one clear user error."""
 
+    @functools.wraps(method)
+    def wrapper(self: AzureSearchIndex, *args: Any, **kwargs: Any) -> Any:
+        with reaching(f"Azure AI Search at {self.endpoint}", SEARCH_SETTINGS_HINT, self._secrets):
+            return method(self, *args, **kwargs)
 
-def odata_filter(where: SearchFilter | None) -> str | None:
-    """The $filter for a SearchFilter, built from escaped literals only.
-
-    OData has no starts-with for filters, so a path prefix is a range on the sortable ``path``.
-    """
-    if where is None or where.is_empty:
-        return None
-    parts = []
-    if where.path_prefix:
-        parts.append(
-            f"path ge {odata_string(where.path_prefix)} and "
-            f"path lt {odata_string(where.path_prefix + chr(0x10FFFF))}"
-        )
-    if where.any_labels:
-        alternatives = " or ".join(f"l eq {odata_string(label)}" for label in where.any_labels)
-        parts.append(f"labels/any(l: {alternatives})")
-    return " and ".join(f"({p})" for p in parts)
-
-
-def index_definition(name: str, settings: SearchServiceSettings) -> SearchIndex:
-    """The index schema, generated from the snapshot schema and the vector settings."""
-    string, collection = SearchFieldDataType.String, SearchFieldDataType.Collection
-    fields = [
-        SimpleField(name="key", type=string, key=True, filterable=True),
-        SimpleField(name="source_uri", type=string, filterable=True),
-        SimpleField(name="path", type=string, filterable=True, sortable=True),
-        SimpleField(name="folder", type=string, filterable=True, facetable=True),
-        SimpleField(
-            name="duration_seconds", type=SearchFieldDataType.Double, filterable=True, sortable=True
-        ),
-        SimpleField(
-            name="sample_rate", type=SearchFieldDataType.Int32, filterable=True, facetable=True
-        ),
-        SimpleField(name="channels", type=SearchFieldDataType.Int32, filterable=True),
-        SimpleField(
-            name="last_modified",
-            type=SearchFieldDataType.DateTimeOffset,
-            filterable=True,
-            sortable=True,
-        ),
-        SearchField(
-            name="labels", type=collection(string), filterable=True, facetable=True, searchable=True
-        ),
-        SimpleField(name="label_scores", type=collection(SearchFieldDataType.Double)),
-        SimpleField(name="model", type=string, filterable=True, facetable=True),
-        SimpleField(name="checkpoint_sha256", type=string, filterable=True),
-        SimpleField(name="snapshot_version", type=SearchFieldDataType.Int64, filterable=True),
-        SearchField(
-            name=VECTOR_FIELD,
-            type=collection(SearchFieldDataType.Single),
-            searchable=True,
-            vector_search_dimensions=EMBEDDING_SIZE,
-            vector_search_profile_name="audio-hnsw",
-            # Not returned by queries: rebuilds read the snapshot, so the copy is not needed.
-            stored=False,
-        ),
-    ]
-    compressions = []
-    if settings.search_quantization != "none":
-        rescoring = RescoringOptions(
-            enable_rescoring=True,
-            default_oversampling=4.0,
-            rescore_storage_method="preserveOriginals",
-        )
-        compressions.append(
-            ScalarQuantizationCompression(
-                compression_name="audio-compression",
-                parameters=ScalarQuantizationParameters(quantized_data_type="int8"),
-                rescoring_options=rescoring,
-            )
-            if settings.search_quantization == "scalar"
-            else BinaryQuantizationCompression(
-                compression_name="audio-compression", rescoring_options=rescoring
-            )
-        )
-    vector_search = VectorSearch(
-        algorithms=[
-            HnswAlgorithmConfiguration(
-                name="hnsw",
-                parameters=HnswParameters(
-                    m=settings.search_hnsw_m,
-                    ef_construction=settings.search_hnsw_ef_construction,
-                    ef_search=settings.search_hnsw_ef_search,
-                    metric="cosine",
-                ),
-            )
-        ],
-        profiles=[
-            VectorSearchProfile(
-                name="audio-hnsw",
-                algorithm_configuration_name="hnsw",
-                compression_name="audio-compression" if compressions else None,
-            )
-        ],
-        compressions=compressions,
-    )
-    return SearchIndex(name=name, fields=fields, vector_search=vector_search)
-
-
-def _state_definition(name: str) -> SearchIndex:
-    string = SearchFieldDataType.String
-    return SearchIndex(
-        name=name,
-        fields=[
-            SimpleField(name="id", type=string, key=True),
-            SimpleField(name="snapshot_uri", type=string, filterable=True),
-            SimpleField(name="index_name", type=string, filterable=True),
-            SimpleField(name="snapshot_version", type=SearchFieldDataType.Int64),
-            SimpleField(name="updated_at", type=SearchFieldDataType.DateTimeOffset),
-        ],
-    )
-
-
-def _vector_shape(index: SearchIndex) -> tuple:
-    """What must match for an index to take our documents and answer our queries."""
-    vector = next((f for f in index.fields if f.name == VECTOR_FIELD), None)
-    if vector is None or index.vector_search is None:
-        return (None,)
-    profile = next(
-        p for p in index.vector_search.profiles if p.name == vector.vector_search_profile_name
-    )
-    algorithm = next(
-        a for a in index.vector_search.algorithms if a.name == profile.algorithm_configuration_name
-    )
-    compression = next(
-        (
-            c
-            for c in index.vector_search.compressions or []
-            if c.compression_name == profile.compression_name
-        ),
-        None,
-    )
-    parameters = algorithm.parameters
-    return (
-        vector.vector_search_dimensions,
-        parameters.m,
-        parameters.ef_construction,
-        parameters.ef_search,
-        str(parameters.metric),
-        type(compression).__name__ if compression else None,
-    )
+    return wrapper  # type: ignore[return-value]
 
 
 class AzureSearchIndex:
@@ -222,16 +87,23 @@ class AzureSearchIndex:
 
     def __init__(self, settings: SearchServiceSettings, name: str, credential: Any = None) -> None:
         if not settings.search_endpoint:
-            raise ValueError("AUDIO_EMBEDDINGS_SEARCH_ENDPOINT is not set")
+            raise SearchConfigurationError(
+                "AUDIO_EMBEDDINGS_INDEX_BACKEND=azure_search needs "
+                "AUDIO_EMBEDDINGS_SEARCH_ENDPOINT (https://<service>.search.windows.net)"
+            )
         self.settings = settings
         self.name = name
         self.endpoint = settings.search_endpoint
         self.credential = credential or _credential(settings)
+        self._secrets = (
+            [settings.search_api_key.get_secret_value()] if settings.search_api_key else []
+        )
         self.indexes = SearchIndexClient(self.endpoint, self.credential)
         self._state = SearchClient(self.endpoint, f"{name}-state", self.credential)
 
     # -- which physical index, and what it reflects -----------------------------------------
 
+    @_reaching_service
     def current_index(self) -> str | None:
         """The physical index the alias points at (None before the first refresh)."""
         try:
@@ -239,27 +111,30 @@ class AzureSearchIndex:
         except ResourceNotFoundError:
             return None
 
+    @_reaching_service
     def reflected_version(self, snapshot_uri: str) -> int | None:
         index = self.current_index()
-        if index is None:
-            return None
+        return None if index is None else self._recorded_version(snapshot_uri, index)
+
+    def _recorded_version(self, snapshot_uri: str, index: str) -> int | None:
         try:
             state = self._state.get_document(_state_id(snapshot_uri, index))
         except ResourceNotFoundError:
             return None
         return int(state["snapshot_version"])
 
+    @_reaching_service
     def ensure(self) -> str:
         """Create ``<name>-v1`` and the alias if absent; refuse an incompatible existing index."""
-        self.indexes.create_or_update_index(_state_definition(f"{self.name}-state"))
+        self.indexes.create_or_update_index(state_definition(f"{self.name}-state"))
         current = self.current_index()
         if current is None:
             current = f"{self.name}-v1"
             self.indexes.create_or_update_index(index_definition(current, self.settings))
             self.indexes.create_or_update_alias(SearchAlias(name=self.name, indexes=[current]))
             return current
-        wanted = _vector_shape(index_definition(current, self.settings))
-        found = _vector_shape(self.indexes.get_index(current))
+        wanted = vector_shape(index_definition(current, self.settings))
+        found = vector_shape(self.indexes.get_index(current))
         if wanted != found:
             raise IndexIncompatibleError(
                 f"index {current} has vector shape {found} but the settings ask for {wanted} "
@@ -270,6 +145,7 @@ class AzureSearchIndex:
 
     # -- writing ----------------------------------------------------------------------------
 
+    @_reaching_service
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
         index = self.ensure()
         self._write(index, diff, snapshot_uri)
@@ -277,22 +153,28 @@ class AzureSearchIndex:
             diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
         )
 
+    @_reaching_service
     def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
         """Fill a new ``<name>-v<N+1>`` from a whole snapshot, verify, switch the alias.
 
         The old index serves every query until the switch; with ``drop_old`` it is deleted after.
+        A rebuild that died part-way left an index numbered after the alias's that never got its
+        state document: it is deleted and its number reused, so a retried rebuild ends with one
+        new index, not one per try.
         """
-        self.indexes.create_or_update_index(_state_definition(f"{self.name}-state"))
+        self.indexes.create_or_update_index(state_definition(f"{self.name}-state"))
         old = self.current_index()
-        number = 1 + max(
-            (
-                int(n.rsplit("-v", 1)[1])
-                for n in self.indexes.list_index_names()
-                if n.startswith(f"{self.name}-v") and n.rsplit("-v", 1)[1].isdigit()
-            ),
-            default=0,
-        )
-        new = f"{self.name}-v{number}"
+        serving = (_version_number(self.name, old) or 0) if old else 0
+        numbered = {
+            number: index
+            for index in self.indexes.list_index_names()
+            if (number := _version_number(self.name, index)) is not None
+        }
+        for number, index in sorted(numbered.items()):
+            if number > serving and self._recorded_version(snapshot_uri, index) is None:
+                self.indexes.delete_index(index)
+                del numbered[number]
+        new = f"{self.name}-v{max(numbered, default=0) + 1}"
         self.indexes.create_or_update_index(index_definition(new, self.settings))
         self._write(new, everything, snapshot_uri)
         count = SearchClient(self.endpoint, new, self.credential).get_document_count()
@@ -310,8 +192,9 @@ class AzureSearchIndex:
         return new
 
     def _write(self, index: str, diff: SnapshotDiff, snapshot_uri: str) -> None:
-        client = SearchClient(self.endpoint, index, self.credential)
-        documents = [_document(row, diff.to_version) for row in diff.upserts.to_pylist()]
+        # retry_total=0: this client's requests are retried by _send alone (one layer).
+        client = SearchClient(self.endpoint, index, self.credential, retry_total=0)
+        documents = [document(row, diff.to_version) for row in diff.upserts.to_pylist()]
         actions = [("mergeOrUpload", d) for d in documents] + [
             ("delete", {"key": key}) for key in diff.deleted_keys
         ]
@@ -390,21 +273,21 @@ class AzureSearchIndex:
 
     # -- reading ----------------------------------------------------------------------------
 
+    @_reaching_service
     def search(
         self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
     ) -> list[SearchHit]:
-        if vector.shape != (EMBEDDING_SIZE,):
-            raise ValueError(f"query vector must have {EMBEDDING_SIZE} values, got {vector.shape}")
+        query = check_query_vector(vector)
         client = SearchClient(self.endpoint, self.name, self.credential)
         results = client.search(
             search_text=None,
             vector_queries=[
                 VectorizedQuery(
-                    vector=vector.astype(float).tolist(), k_nearest_neighbors=k, fields=VECTOR_FIELD
+                    vector=query.astype(float).tolist(), k_nearest_neighbors=k, fields=VECTOR_FIELD
                 )
             ],
             filter=odata_filter(where),
-            select=_RETURNED,
+            select=RETURNED_FIELDS,
             top=k,
         )
         return [
@@ -420,6 +303,7 @@ class AzureSearchIndex:
             for r in results
         ]
 
+    @_reaching_service
     def count(self) -> int:
         if self.current_index() is None:
             return 0
@@ -436,29 +320,15 @@ def _credential(settings: SearchServiceSettings) -> Any:
     return DefaultAzureCredential()
 
 
+def _version_number(name: str, index: str) -> int | None:
+    """N for a physical index ``<name>-v<N>``, else None."""
+    prefix = f"{name}-v"
+    suffix = index[len(prefix) :]
+    return int(suffix) if index.startswith(prefix) and suffix.isdigit() else None
+
+
 def _state_id(snapshot_uri: str, index: str) -> str:
     return hashlib.sha256(f"{snapshot_uri}|{index}".encode()).hexdigest()
-
-
-def _document(row: dict, snapshot_version: int) -> dict:
-    modified = row["last_modified"]
-    return {
-        "key": row["key"],
-        "source_uri": row["source_uri"],
-        "path": row["path"],
-        "folder": posixpath.dirname(row["path"]),
-        "duration_seconds": row["duration_seconds"],
-        "sample_rate": row["sample_rate"],
-        "channels": row["channels"],
-        "last_modified": modified.isoformat() if modified else None,
-        "labels": list(row["labels"] or []),
-        "label_scores": [float(s) for s in row["label_scores"] or []],
-        "model": row["model"],
-        "checkpoint_sha256": row["checkpoint_sha256"],
-        "snapshot_version": snapshot_version,
-        # float32 carries ~7 significant digits; more only inflates the JSON
-        VECTOR_FIELD: [float(f"{x:.7g}") for x in row["embedding"]],
-    }
 
 
 def _batches(

@@ -17,51 +17,37 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from tasks.embedding import EMBEDDING_SIZE
-from tasks.index import RefreshResult, SearchFilter, SearchHit
-from tasks.snapshots import SnapshotDiff
+from tasks.index.filters import SearchFilter, quote_literal, sql_predicate
+from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
+from tasks.model.constants import EMBEDDING_SIZE
+from tasks.storage.delta import UTC_MICROS
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotDiff
 
+#: Snapshot columns copied into the index (what a hit shows and filters use).
+INDEXED_COLUMNS = (
+    "key",
+    "source_uri",
+    "path",
+    "duration_seconds",
+    "sample_rate",
+    "last_modified",
+    "labels",
+    "label_scores",
+    "model",
+    "checkpoint_sha256",
+)
 INDEX_SCHEMA = pa.schema(
-    [
-        pa.field("key", pa.string(), nullable=False),
-        pa.field("source_uri", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("duration_seconds", pa.float64()),
-        pa.field("sample_rate", pa.int32()),
-        pa.field("last_modified", pa.timestamp("us", tz="UTC")),
-        pa.field("labels", pa.list_(pa.string())),
-        pa.field("label_scores", pa.list_(pa.float32())),
-        pa.field("model", pa.string()),
-        pa.field("checkpoint_sha256", pa.string()),
-        pa.field("vector", pa.list_(pa.float32(), EMBEDDING_SIZE)),
-    ]
+    [SNAPSHOT_SCHEMA.field(name) for name in INDEXED_COLUMNS]
+    + [pa.field("vector", pa.list_(pa.float32(), EMBEDDING_SIZE))]
 )
 STATE_SCHEMA = pa.schema(
     [
         pa.field("snapshot_uri", pa.string(), nullable=False),
         pa.field("snapshot_version", pa.int64()),
-        pa.field("updated_at", pa.timestamp("us", tz="UTC")),
+        pa.field("updated_at", UTC_MICROS),
     ]
 )
 _DELETE_CHUNK = 500
-
-
-def sql_string(value: str) -> str:
-    """A SQL string literal: quotes doubled, so user input cannot end the literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def where_clause(where: SearchFilter | None) -> str | None:
-    """The LanceDB (DataFusion SQL) predicate for a filter, built from escaped literals only."""
-    if where is None or where.is_empty:
-        return None
-    parts = []
-    if where.path_prefix:
-        parts.append(f"starts_with(path, {sql_string(where.path_prefix)})")
-    if where.any_labels:
-        labels = ", ".join(sql_string(label) for label in where.any_labels)
-        parts.append(f"array_has_any(labels, [{labels}])")
-    return " AND ".join(parts)
 
 
 class LanceDBIndex:
@@ -135,7 +121,10 @@ class LanceDBIndex:
 
     def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
         """Refill from a whole snapshot into a new table version (readers see the old version
-        until the new one is committed); ``drop_old`` also removes older table versions."""
+        until the new one is committed); ``drop_old`` also removes older table versions.
+
+        One overwrite commit: a rebuild that fails leaves the old version, and a second try
+        writes one new version, never a second table."""
         documents = self._documents(everything.upserts)
         table = self._db.create_table(
             self.name, data=documents, schema=INDEX_SCHEMA, mode="overwrite"
@@ -149,18 +138,16 @@ class LanceDBIndex:
     def search(
         self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
     ) -> list[SearchHit]:
-        if vector.shape != (EMBEDDING_SIZE,):
-            raise ValueError(f"query vector must have {EMBEDDING_SIZE} values, got {vector.shape}")
         query = (
             self._open(self.name, INDEX_SCHEMA)
-            .search(vector.astype(np.float32), vector_column_name="vector")
+            .search(check_query_vector(vector), vector_column_name="vector")
             .metric("cosine")
             .limit(k)
             .select(["key", "source_uri", "path", "duration_seconds", "labels", "_distance"])
         )
         if self.has_ann_index():
             query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
-        clause = where_clause(where)
+        clause = sql_predicate(where)
         if clause:
             query = query.where(clause, prefilter=True)
         return [
@@ -207,5 +194,5 @@ class LanceDBIndex:
     @staticmethod
     def _delete(table: lancedb.table.Table, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), _DELETE_CHUNK):
-            chunk = ", ".join(sql_string(k) for k in keys[start : start + _DELETE_CHUNK])
+            chunk = ", ".join(quote_literal(k) for k in keys[start : start + _DELETE_CHUNK])
             table.delete(f"key IN ({chunk})")

@@ -1,0 +1,102 @@
+"""Delta tables of the anomaly scans: per-clip results and the calibration history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from tasks.anomaly.scoring import Calibration, ClipScore
+from tasks.storage.delta import UTC_MICROS, read_or_empty
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("scanned_at", UTC_MICROS),
+        pa.field("snapshot_version", pa.int64()),
+        pa.field("key", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("group", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("threshold", pa.float64()),
+        pa.field("is_anomaly", pa.bool_()),
+        pa.field("worst_window_start_seconds", pa.float64()),
+        pa.field("nearest_reference_paths", pa.list_(pa.string())),
+    ]
+)
+
+CALIBRATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("group", pa.string()),
+        pa.field("threshold", pa.float64()),
+        pa.field("method", pa.string()),
+        pa.field("quantile", pa.float64()),
+        pa.field("k", pa.int32()),
+        pa.field("reference_clips", pa.int32()),
+        pa.field("reference_windows", pa.int32()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("snapshot_version", pa.int64()),
+        pa.field("calibrated_at", UTC_MICROS),
+    ]
+)
+
+
+class AnomalyStore:
+    """``<uri>/results`` and ``<uri>/calibrations`` (local folder or az://)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self.storage_options = storage_options
+
+    def results(self) -> pa.Table:
+        """Every stored scan result."""
+        return read_or_empty(f"{self.uri}/results", RESULTS_SCHEMA, self.storage_options)
+
+    def calibrations(self) -> pa.Table:
+        """Every stored calibration."""
+        return read_or_empty(f"{self.uri}/calibrations", CALIBRATIONS_SCHEMA, self.storage_options)
+
+    def latest_calibration(self, group: str, fingerprint: str) -> Calibration | None:
+        """The stored calibration of this exact reference, if any (no recalibration needed)."""
+        rows = [
+            r
+            for r in self.calibrations().to_pylist()
+            if r["group"] == group and r["fingerprint"] == fingerprint
+        ]
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r["calibrated_at"])
+        return Calibration(**{k: row[k] for k in Calibration.__dataclass_fields__})
+
+    def record_calibration(self, calibration: Calibration, snapshot_version: int) -> None:
+        row = {
+            **asdict(calibration),
+            "snapshot_version": snapshot_version,
+            "calibrated_at": datetime.now(UTC),
+        }
+        write_deltalake(
+            f"{self.uri}/calibrations",
+            pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA),
+            mode="append",
+            storage_options=self.storage_options,
+        )
+
+    def record_results(
+        self, scores: Sequence[ClipScore], run_id: str, snapshot_version: int
+    ) -> None:
+        if not scores:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {**asdict(s), "run_id": run_id, "scanned_at": now, "snapshot_version": snapshot_version}
+            for s in scores
+        ]
+        write_deltalake(
+            f"{self.uri}/results",
+            pa.Table.from_pylist(rows, RESULTS_SCHEMA),
+            mode="append",
+            storage_options=self.storage_options,
+        )

@@ -1,0 +1,76 @@
+"""What the pipeline needs of a vector index, whatever the backend.
+
+Every backend records which snapshot version it reflects, applies only the difference since
+then, and answers k-NN queries with cosine similarity (1.0 = same direction) and an optional
+filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from tasks.index.filters import SearchFilter
+from tasks.model.constants import EMBEDDING_SIZE
+from tasks.storage.snapshots import SnapshotDiff
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One match: cosine similarity in [-1, 1] (Cnn14 embeddings are non-negative, so [0, 1])."""
+
+    key: str
+    path: str
+    source_uri: str
+    score: float
+    duration_seconds: float
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a refresh did; ``rebuilt_index`` names the index a rebuild filled."""
+
+    from_version: int | None
+    to_version: int
+    upserted: int
+    deleted: int
+    rebuilt_index: str | None = None
+
+
+class VectorIndex(Protocol):
+    """What the pipeline needs of a vector index."""
+
+    def reflected_version(self, snapshot_uri: str) -> int | None:
+        """The snapshot version the index reflects (None: never filled from that table)."""
+        ...
+
+    def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+        """Upsert the diff's rows, delete its removed keys, then record its ``to_version``."""
+        ...
+
+    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+        """Build a fresh index from a whole snapshot and switch readers to it when complete.
+
+        A rebuild that failed part-way and is run again must not leave a second new index.
+        """
+        ...
+
+    def search(
+        self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
+    ) -> list[SearchHit]:
+        """The ``k`` nearest files to ``vector`` (2048 floats) by cosine similarity."""
+        ...
+
+    def count(self) -> int:
+        """Documents in the index."""
+        ...
+
+
+def check_query_vector(vector: np.ndarray) -> np.ndarray:
+    """``vector`` as float32 if it has the embedding's shape; ValueError otherwise."""
+    if vector.shape != (EMBEDDING_SIZE,):
+        raise ValueError(f"query vector must have {EMBEDDING_SIZE} values, got {vector.shape}")
+    return vector.astype(np.float32, copy=False)

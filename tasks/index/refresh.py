@@ -1,0 +1,28 @@
+"""Bring an index up to the latest snapshot version: apply the difference since the version it
+reflects, or rebuild it from the whole snapshot."""
+
+from __future__ import annotations
+
+from tasks.index.interface import RefreshResult, VectorIndex
+from tasks.storage.snapshots import SnapshotTable
+
+
+def refresh_index(
+    index: VectorIndex, snapshot: SnapshotTable, rebuild: bool = False, drop_old: bool = False
+) -> RefreshResult | None:
+    """Apply the snapshot changes since the version ``index`` reflects (None: no snapshot yet).
+
+    ``rebuild`` builds a new index from the whole snapshot and switches readers to it once it is
+    complete (for a model or index-setting change); ``drop_old`` then deletes the previous one.
+    """
+    latest = snapshot.version()
+    if latest is None:
+        return None
+    if rebuild:
+        everything = snapshot.diff(None, latest)
+        name = index.rebuild(everything, snapshot.uri, drop_old)
+        return RefreshResult(None, latest, everything.upserts.num_rows, 0, rebuilt_index=name)
+    reflected = index.reflected_version(snapshot.uri)
+    if reflected == latest:
+        return RefreshResult(reflected, latest, 0, 0)
+    return index.apply(snapshot.diff(reflected, latest), snapshot.uri)

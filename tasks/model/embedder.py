@@ -1,0 +1,252 @@
+"""The embedder the pipeline calls: Cnn14 on one device, batching, precision, and the audio
+preparation that belongs to the model (host or device resampling, windows).
+
+The surface follows hear-baseline: ``sample_rate``, ``embedding_size``,
+``get_scene_embeddings(audio[n, samples]) -> [n, D]`` and
+``get_timestamp_embeddings(audio) -> ([n, T, D], timestamps_ms[n, T])``.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tasks.audio.decode import DecodedAudio, decode
+from tasks.audio.device import cut_windows_on_device, resample_on_device, to_device
+from tasks.audio.windows import Windows, cut_windows
+from tasks.errors import UserError
+from tasks.model.checkpoint import file_sha256, resolve_checkpoint
+from tasks.model.cnn14 import cnn14_forward, load_cnn14
+from tasks.model.constants import (
+    EMBEDDING_SIZE,
+    MODEL_NAME,
+    MODEL_SAMPLE_RATE,
+    NUM_CLASSES,
+    OFFICIAL_SHA256,
+)
+from tasks.settings import AudioLimits, ModelSettings, ResampleOn
+
+
+class DeviceUnavailableError(UserError):
+    """The configured device does not exist on this machine."""
+
+
+def choose_device(spec: str) -> torch.device:
+    """'auto' -> the current CUDA device if there is one, else the CPU; 'cuda:N' is honoured."""
+    if spec == "auto":
+        return (
+            torch.device("cuda", torch.cuda.current_device())
+            if torch.cuda.is_available()
+            else torch.device("cpu")
+        )
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"device {spec!r} was asked for but CUDA is not available here "
+            "(AUDIO_EMBEDDINGS_DEVICE=auto uses the CPU when there is no GPU)"
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise DeviceUnavailableError(
+            f"device {spec!r} does not exist ({torch.cuda.device_count()} GPUs)"
+        )
+    return device
+
+
+@dataclass
+class FileEmbedding:
+    """One file's scene embedding (mean over its windows) and mean AudioSet probabilities."""
+
+    embedding: np.ndarray
+    probabilities: np.ndarray
+    window_embeddings: np.ndarray
+    window_start_seconds: np.ndarray
+
+    @classmethod
+    def of_windows(
+        cls, embeddings: np.ndarray, probabilities: np.ndarray, start_seconds: np.ndarray
+    ) -> FileEmbedding:
+        """A file's result from its window embeddings [n, 2048] and probabilities [n, 527]."""
+        return cls(embeddings.mean(axis=0), probabilities.mean(axis=0), embeddings, start_seconds)
+
+
+class PannsEmbedder:
+    """Cnn14 on one device; thread-safe (one forward pass at a time)."""
+
+    sample_rate = MODEL_SAMPLE_RATE
+    embedding_size = EMBEDDING_SIZE
+    model_name = MODEL_NAME
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        checkpoint_sha256: str,
+        limits: AudioLimits,
+        batch_size: int = 8,
+        precision: str = "fp32",
+        resample_on: ResampleOn = "auto",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.limits = limits
+        self.batch_size = batch_size
+        self.precision = precision
+        self.resamples_on_device = _resamples_on_device(resample_on, device)
+        self._autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self._forward_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        device: str = "auto",
+        limits: AudioLimits | None = None,
+        batch_size: int = 8,
+        precision: str = "fp32",
+        resample_on: ResampleOn = "auto",
+    ) -> PannsEmbedder:
+        """Build Cnn14 and load the checkpoint at ``path`` onto ``device``."""
+        sha256 = file_sha256(path)
+        return cls(
+            load_cnn14(path, sha256),
+            choose_device(device),
+            sha256,
+            limits or AudioLimits(),
+            batch_size,
+            precision,
+            resample_on,
+        )
+
+    def with_options(
+        self, limits: AudioLimits, batch_size: int, resample_on: ResampleOn = "auto"
+    ) -> PannsEmbedder:
+        """The same model (and lock) with other windows, batch size and resampling place."""
+        wrapper = copy.copy(self)
+        wrapper.limits, wrapper.batch_size = limits, batch_size
+        wrapper.resamples_on_device = _resamples_on_device(resample_on, self.device)
+        return wrapper
+
+    @property
+    def is_official_checkpoint(self) -> bool:
+        return self.checkpoint_sha256 == OFFICIAL_SHA256
+
+    def decode(self, name: str, data: bytes) -> DecodedAudio:
+        """Decode a file, resampling it on the host unless this embedder resamples on device."""
+        return decode(name, data, self.limits, resample=not self.resamples_on_device)
+
+    def windows_of(self, audio: DecodedAudio) -> Windows:
+        """The model's windows of decoded audio: cut on the host when it is already at 32 kHz
+        (and resampling is a host job), else resampled and cut on the model's device."""
+        if not self.resamples_on_device:
+            return cut_windows(audio.samples, self.limits)
+        resampled = resample_on_device(audio.samples, audio.sample_rate, self.device)
+        return cut_windows_on_device(resampled, self.limits)
+
+    def embed_file(self, name: str, data: bytes) -> FileEmbedding:
+        """Decode, window and embed the bytes of one audio file called ``name``."""
+        return self.embed_files([self.windows_of(self.decode(name, data))])[0]
+
+    def embed_batch(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass: windows [n, samples] at 32 kHz (host or device) ->
+        (embeddings [n, 2048], probabilities [n, 527]) as float32 numpy arrays."""
+        _check_two_dimensional(windows)
+        if isinstance(windows, np.ndarray):
+            batch = to_device(windows, self.device)
+        else:
+            batch = windows.to(self.device)
+        with self._forward_lock, torch.inference_mode():
+            embedding, clipwise = cnn14_forward(self.model, batch, self._autocast_dtype)
+            return embedding.float().cpu().numpy(), clipwise.float().cpu().numpy()
+
+    def embed_windows(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size`` ->
+        (embeddings [n, 2048], probabilities [n, 527])."""
+        outputs = [
+            self.embed_batch(windows[start : start + self.batch_size])
+            for start in range(0, windows.shape[0], self.batch_size)
+        ]
+        if not outputs:
+            return np.empty((0, EMBEDDING_SIZE), np.float32), np.empty((0, NUM_CLASSES), np.float32)
+        return np.concatenate([e for e, _ in outputs]), np.concatenate([p for _, p in outputs])
+
+    def embed_files(self, files: Sequence[Windows]) -> list[FileEmbedding]:
+        """Embed many files' windows, filling each batch with windows from several files."""
+        if not files:
+            return []
+        embeddings, probabilities = self.embed_windows(concatenate([f.audio for f in files]))
+        results, offset = [], 0
+        for windows in files:
+            stop = offset + windows.count
+            results.append(
+                FileEmbedding.of_windows(
+                    embeddings[offset:stop], probabilities[offset:stop], windows.start_seconds
+                )
+            )
+            offset = stop
+        return results
+
+    def get_scene_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        """Clips [n, samples] at 32 kHz -> one embedding per clip [n, 2048] (mean of windows)."""
+        _check_two_dimensional(audio)
+        windows = [cut_windows(clip, self.limits) for clip in audio]
+        return np.stack([f.embedding for f in self.embed_files(windows)])
+
+    def get_timestamp_embeddings(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clips [n, samples] -> (window embeddings [n, T, 2048], window centres in ms [n, T])."""
+        _check_two_dimensional(audio)
+        cut = [cut_windows(clip, self.limits) for clip in audio]
+        results = self.embed_files(cut)
+        centres = np.stack(
+            [(c.start_seconds + self.limits.window_seconds / 2) * 1000.0 for c in cut]
+        )
+        return np.stack([r.window_embeddings for r in results]), centres
+
+
+def _check_two_dimensional(audio: np.ndarray | torch.Tensor) -> None:
+    if audio.ndim != 2:
+        raise ValueError(f"expected audio of shape [n, samples], got {tuple(audio.shape)}")
+
+
+def _resamples_on_device(resample_on: ResampleOn, device: torch.device) -> bool:
+    # Host cores are the bottleneck only when a GPU runs the model.
+    return resample_on == "device" or (resample_on == "auto" and device.type == "cuda")
+
+
+def concatenate(parts: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray | torch.Tensor:
+    """Stack window arrays along the first axis; all on the host (numpy) or all on a device."""
+    if isinstance(parts[0], torch.Tensor):
+        return parts[0] if len(parts) == 1 else torch.cat(list(parts))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@lru_cache(maxsize=2)
+def _cached_embedder(path: Path, mtime_ns: int, device: str, precision: str) -> PannsEmbedder:
+    return PannsEmbedder.load(path, device, precision=precision)
+
+
+def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder:
+    """Resolve the checkpoint and load the model once per process (later calls reuse it).
+
+    Callers with other windows or batch sizes (ingest vs anomaly scans) share the same model
+    and its forward-pass lock: only the light wrapper differs.
+    """
+    resolved = resolve_checkpoint(settings)
+    loaded = _cached_embedder(
+        resolved.path.resolve(),
+        resolved.path.stat().st_mtime_ns,
+        settings.device,
+        settings.precision,
+    )
+    return loaded.with_options(limits, settings.batch_size, settings.resample_on)

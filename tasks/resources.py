@@ -1,0 +1,110 @@
+"""The one place that decides between local and Azure: which source a URI names, where the
+Delta tables live and how to reach them, and which vector index backend answers.
+
+Everything else receives the objects made here (a source, a table, an index) and never asks
+whether it is on a laptop or in the cloud.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.settings import BlobSettings, Settings
+from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.sources import (
+    AudioSource,
+    BlobSource,
+    InvalidSourceError,
+    LocalSource,
+    file_uri_path,
+    parse_blob_uri,
+)
+
+if TYPE_CHECKING:
+    from tasks.anomaly.store import AnomalyStore
+    from tasks.index.interface import VectorIndex
+
+_AZURE_TABLE_SCHEMES = ("az://", "abfs://", "abfss://")
+
+
+def table_storage_options(
+    table_uri: str, settings: BlobSettings | None = None
+) -> dict[str, str] | None:
+    """deltalake storage options for a table on Azure (``az://``, ``abfs[s]://``), else None."""
+    if not table_uri.startswith(_AZURE_TABLE_SCHEMES):
+        return None
+    from tasks.storage.azure import delta_storage_options
+
+    return delta_storage_options(settings or BlobSettings())
+
+
+def open_source(uri: str, settings: BlobSettings) -> AudioSource:
+    """The source a URI names: a local folder, a ``file://`` URI or ``az://container/prefix``."""
+    if uri.startswith("file://"):
+        return LocalSource(file_uri_path(uri))
+    if uri.startswith("az:"):
+        return open_blob_source(uri, settings)
+    if "://" in uri:
+        raise InvalidSourceError(
+            f"unsupported source URI {uri!r}: use a local folder, file:// or az://container/prefix"
+        )
+    return LocalSource(Path(uri))
+
+
+def open_blob_source(uri: str, settings: BlobSettings) -> BlobSource:
+    """The container (and prefix) ``az://container/prefix`` names, reached with ``settings``."""
+    from tasks.storage.azure import service_client
+
+    container, prefix = parse_blob_uri(uri)
+    return BlobSource(service_client(settings).get_container_client(container), settings, prefix)
+
+
+def locate(item_uri: str, settings: BlobSettings) -> tuple[AudioSource, str]:
+    """The source that can read an item URI, and the item's path within it (to re-read a file
+    known from a snapshot row)."""
+    if item_uri.startswith("file://"):
+        absolute = file_uri_path(item_uri)
+        return LocalSource(absolute.parent), absolute.name
+    if item_uri.startswith("az://"):
+        _, container, path = item_uri[len("az://") :].split("/", 2)
+        return open_blob_source(f"az://{container}/", settings), path
+    raise InvalidSourceError(f"unsupported item URI {item_uri!r}")
+
+
+def snapshot_table(settings: Settings) -> SnapshotTable:
+    """The configured snapshot table, local or on Azure."""
+    uri = settings.resolved_snapshot_uri()
+    return SnapshotTable(uri, table_storage_options(uri, settings))
+
+
+def quarantine_table(settings: Settings) -> QuarantineTable:
+    """The configured quarantine table, local or on Azure."""
+    uri = settings.resolved_quarantine_uri()
+    return QuarantineTable(uri, table_storage_options(uri, settings))
+
+
+def anomaly_store(settings: Settings) -> AnomalyStore:
+    """The configured anomaly tables (results, calibrations), local or on Azure."""
+    from tasks.anomaly.store import AnomalyStore
+
+    uri = settings.resolved_anomaly_uri()
+    return AnomalyStore(uri, table_storage_options(uri, settings))
+
+
+def open_index(settings: Settings) -> VectorIndex:
+    """The configured vector index backend (``AUDIO_EMBEDDINGS_INDEX_BACKEND``)."""
+    if settings.index_backend == "azure_search":
+        from tasks.index.azure_search import AzureSearchIndex
+
+        return AzureSearchIndex(settings, settings.index_name)
+    from tasks.index.lancedb_index import LanceDBIndex
+
+    return LanceDBIndex(
+        settings.resolved_index_uri(),
+        settings.index_name,
+        ann_min_rows=settings.lancedb_ann_min_rows,
+        nprobes=settings.lancedb_ann_nprobes,
+        refine_factor=settings.lancedb_ann_refine_factor,
+    )

@@ -1,0 +1,137 @@
+"""Decoding and resampling, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tasks.audio import samples
+from tasks.audio.decode import AudioError, AudioErrorKind, decode, downmix
+from tasks.model.constants import MODEL_SAMPLE_RATE
+from tasks.settings import AudioLimits
+
+LIMITS = AudioLimits()
+
+
+@pytest.mark.parametrize("extension", sorted(samples.FORMATS))
+@pytest.mark.parametrize(("rate", "channels"), [(8_000, 1), (22_050, 2), (44_100, 2), (48_000, 1)])
+def test_every_format_rate_and_channel_count_decodes_to_32k_mono(
+    tmp_path: Path, extension: str, rate: int, channels: int
+) -> None:
+    if extension == "mp3" and rate == 22_050 and channels == 2:
+        rate = 24_000  # keep to MPEG's rate table for layer III
+    path = samples.write(
+        tmp_path / f"x.{extension}", samples.tone(2.0, rate, 440.0), rate, channels
+    )
+    audio = decode(str(path), path.read_bytes(), LIMITS)
+    assert audio.original_sample_rate == rate
+    assert audio.channels == channels
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    # MP3 and Vorbis encoders add priming samples; the length is right to within 0.1 s.
+    assert audio.duration_seconds == pytest.approx(2.0, abs=0.1)
+    assert len(audio.samples) == pytest.approx(2.0 * MODEL_SAMPLE_RATE, abs=0.1 * MODEL_SAMPLE_RATE)
+
+
+def test_resampling_keeps_the_pitch(tmp_path: Path) -> None:
+    path = samples.write(tmp_path / "a.wav", samples.tone(2.0, 44_100, 1000.0, 0.5), 44_100)
+    audio = decode("a.wav", path.read_bytes(), LIMITS)
+    spectrum = np.abs(np.fft.rfft(audio.samples))
+    peak_hz = np.argmax(spectrum) * MODEL_SAMPLE_RATE / len(audio.samples)
+    assert peak_hz == pytest.approx(1000.0, abs=2.0)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path: Path) -> None:
+    left = samples.tone(1.0, 32_000, 440.0)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+    path = tmp_path / "s.wav"
+    soundfile.write(path, stereo, 32_000, subtype="FLOAT")
+    audio = decode("s.wav", path.read_bytes(), LIMITS)
+    np.testing.assert_allclose(audio.samples, left / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_downmix_is_the_channel_mean(channels: int) -> None:
+    frames = np.random.default_rng(channels).uniform(-1, 1, (1000, channels)).astype(np.float32)
+    np.testing.assert_allclose(downmix(frames), frames.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_16_bit_files_decode_to_the_same_samples_as_libsndfile_float(
+    tmp_path: Path, channels: int
+) -> None:
+    path = samples.write(tmp_path / "a.wav", samples.noise(1.0, 32_000, 5, 0.5), 32_000, channels)
+    assert soundfile.info(path).subtype == "PCM_16"
+    audio = decode("a.wav", path.read_bytes(), LIMITS)
+    as_float = soundfile.read(path, dtype="float32", always_2d=True)[0]
+    np.testing.assert_allclose(audio.samples, as_float.mean(axis=1), rtol=0, atol=1e-7)
+
+
+def _wav_bytes(data: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, data, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def _with_sample_rate(wav: bytes, rate: int) -> bytes:
+    # The fmt chunk of a canonical WAV header holds the rate at byte 24, byte rate at 28.
+    return wav[:24] + struct.pack("<II", rate, rate * 2) + wav[32:]
+
+
+BAD_INPUTS = {
+    "empty": (b"", AudioErrorKind.EMPTY),
+    "not audio": (b"this is a text file, not audio\n" * 40, AudioErrorKind.NOT_AUDIO),
+    "truncated wav": (
+        _wav_bytes(samples.tone(2.0, 16_000), 16_000)[:20_000],
+        AudioErrorKind.TRUNCATED,
+    ),
+    "header only": (_wav_bytes(np.zeros(0, dtype=np.float32), 16_000), AudioErrorKind.ZERO_LENGTH),
+    "nan samples": (
+        _wav_bytes(np.full(16_000, np.nan, dtype=np.float32), 16_000, "FLOAT"),
+        AudioErrorKind.NON_FINITE,
+    ),
+    "silence": (_wav_bytes(np.zeros(16_000, dtype=np.float32), 16_000), AudioErrorKind.SILENT),
+    "absurd sample rate": (
+        _with_sample_rate(_wav_bytes(samples.tone(0.5, 16_000), 16_000), 5),
+        AudioErrorKind.BAD_SAMPLE_RATE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_a_typed_error_naming_the_file(case: str) -> None:
+    data, kind = BAD_INPUTS[case]
+    with pytest.raises(AudioError) as caught:
+        decode("incoming/bad-file.wav", data, LIMITS)
+    assert caught.value.kind == kind
+    assert "incoming/bad-file.wav" in str(caught.value)
+    assert "BytesIO" not in str(caught.value)
+
+
+def test_truncated_formats_are_detected(tmp_path: Path) -> None:
+    for extension in ("ogg", "mp3", "flac"):
+        path = samples.write(tmp_path / f"t.{extension}", samples.noise(4.0, 44_100, 3), 44_100, 2)
+        data = path.read_bytes()
+        with pytest.raises(AudioError) as caught:
+            decode(path.name, data[: len(data) // 2], LIMITS)
+        assert caught.value.kind in (AudioErrorKind.TRUNCATED, AudioErrorKind.CORRUPT), extension
+
+
+def test_limits_on_size_and_duration_are_enforced_and_adjustable() -> None:
+    wav = _wav_bytes(samples.tone(3.0, 16_000), 16_000)
+    with pytest.raises(AudioError) as too_big:
+        decode("big.wav", wav, AudioLimits(max_file_bytes=1000))
+    assert too_big.value.kind == AudioErrorKind.TOO_LARGE
+    with pytest.raises(AudioError) as too_long:
+        decode("long.wav", wav, AudioLimits(max_duration_seconds=2.0))
+    assert too_long.value.kind == AudioErrorKind.TOO_LONG
+    assert decode("ok.wav", wav, AudioLimits(max_duration_seconds=4.0)).duration_seconds == 3.0
+
+
+def test_quiet_but_real_audio_is_not_called_silent() -> None:
+    quiet = samples.noise(1.0, 16_000, amplitude=0.001)  # about -60 dBFS peak
+    assert decode("quiet.wav", _wav_bytes(quiet, 16_000), LIMITS).duration_seconds == 1.0

@@ -1,0 +1,123 @@
+"""The anomaly-scan flow on synthetic machine sounds, and the example automation that notifies
+on its events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.anomaly_scan import anomaly_scan
+from flows.ingest import ingest
+from tasks.audio import samples
+from tasks.resources import anomaly_store
+from tasks.settings import Settings
+
+
+def machine(seconds: float, seed: int, rate: int = 16_000) -> np.ndarray:
+    """The same pump every time (1500 rpm hum); only its noise differs between recordings."""
+    return samples.engine(seconds, rate, 1500.0, seed)
+
+
+def with_impact(clip: np.ndarray, at_seconds: float, rate: int = 16_000) -> np.ndarray:
+    out = clip.copy()
+    start = int(at_seconds * rate)
+    burst = samples.clicks(1.0, rate, 25.0, 7) * 1.2
+    out[start : start + len(burst)] += burst
+    return out
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_scan_flow_flags_locates_reports_and_never_repeats(
+    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+    root = tmp_path / "audio"
+    for i in range(8):  # a reference must cover normal variation: 8 recordings of 8 s
+        samples.write(root / f"pump-07/normal/n{i}.wav", machine(8.0, i), 16_000)
+    samples.write(root / "pump-07/new/ok.wav", machine(10.0, 11), 16_000)
+    samples.write(root / "pump-07/new/knock.wav", with_impact(machine(10.0, 12), 6.0), 16_000)
+    ingest(source=str(root), refresh_index=False)
+
+    params = {"reference_prefix": "pump-07/normal/", "group_pattern": r"^([^/]+)/"}
+    first = anomaly_scan(**params)
+    assert first.scanned == 2 and first.anomalies == 1
+    results = {r["path"]: r for r in anomaly_store(Settings()).results().to_pylist()}
+    knock = results["pump-07/new/knock.wav"]
+    assert knock["is_anomaly"] and not results["pump-07/new/ok.wav"]["is_anomaly"]
+    assert 4.5 <= knock["worst_window_start_seconds"] <= 7.0  # the 1 s impact starts at 6 s
+    assert knock["group"] == "pump-07"
+
+    assert anomaly_scan(**params).scanned == 0  # nothing new: nothing scanned, nothing stored
+    assert len(anomaly_store(Settings()).results()) == 2
+    samples.write(root / "pump-07/new/later.wav", machine(8.0, 13), 16_000)
+    ingest(source=str(root), refresh_index=False)
+    third = anomaly_scan(**params)
+    assert third.scanned == 1
+    assert len(anomaly_store(Settings()).calibrations()) == 1  # reference unchanged: reused
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
+    import http.server
+    import json
+    import threading
+    import time
+    import uuid
+
+    import yaml
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.events import emit_event
+    from prefect.events.schemas.automations import AutomationCore
+
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    block = CustomWebhookNotificationBlock(
+        name="maintenance",
+        url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        allow_private_urls=True,
+    )
+    block_id = block.save(f"maintenance-{uuid.uuid4().hex[:8]}")
+    text = (Path(__file__).parents[2] / "infra/automations/anomaly-detected.yaml").read_text()
+    definition = yaml.safe_load(text.replace("NOTIFICATION_BLOCK_ID", str(block_id)))
+    with get_client(sync_client=True) as client:
+        client.create_automation(AutomationCore.model_validate(definition))
+    time.sleep(2)  # let the trigger service load the new automation
+    emit_event(
+        event="audio.anomaly.detected",
+        resource={
+            "prefect.resource.id": "audio.clip.abc",
+            "prefect.resource.name": "p/knock.wav",
+            "audio.group": "pump-07",
+        },
+        payload={
+            "path": "p/knock.wav",
+            "score": 0.42,
+            "threshold": 0.1,
+            "worst_window_start_seconds": 6.0,
+            "nearest_reference_paths": ["p/n1.wav"],
+            "run_id": "r",
+        },
+    )
+    deadline = time.monotonic() + 60
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.5)
+    server.shutdown()
+    assert received, "the automation did not notify"
+    assert received[0]["subject"] == "Anomaly in pump-07: p/knock.wav"
+    assert "starts at 6.0 s" in received[0]["body"]

@@ -1,0 +1,94 @@
+"""The audio-embeddings command, in-process, on the Prefect test server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def _cell(output: str, row_name: str) -> str:
+    """The value column of a two-column rich table row."""
+    line = next(line for line in output.splitlines() if f"│ {row_name} " in line)
+    return line.split("│")[2].strip()
+
+
+def test_ingest_and_search_print_readable_tables(catalogue: Path, checkpoint: Path) -> None:
+    ingested = runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    assert ingested.exit_code == 0, ingested.output
+    assert _cell(ingested.output, "embedded") == "5"
+    assert _cell(ingested.output, "snapshot version") == "1"
+    found = runner.invoke(
+        app,
+        [
+            "search",
+            str(catalogue / "tones/a220.flac"),
+            "--top",
+            "2",
+            "--checkpoint",
+            str(checkpoint),
+        ],
+    )
+    assert found.exit_code == 0, found.output
+    lines = [line for line in found.output.splitlines() if "tones/a220.flac" in line]
+    assert lines and lines[0].split("│")[1].strip() == "1"  # itself, ranked first
+
+
+def test_missing_checkpoint_is_a_clear_error_not_a_traceback(catalogue: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(catalogue)])
+    assert result.exit_code == 2
+    assert "No Cnn14 checkpoint found" in result.output
+    assert "make-random-checkpoint" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unreadable_query_is_a_clear_error(tmp_path: Path, checkpoint: Path) -> None:
+    query = tmp_path / "query.wav"
+    query.write_text("not audio")
+    result = runner.invoke(app, ["search", str(query), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 2
+    assert "query.wav" in result.output and "not a readable audio file" in result.output
+
+
+def test_make_samples_writes_the_demo_catalogue(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["make-samples", str(tmp_path / "s")])
+    assert result.exit_code == 0
+    assert len(list((tmp_path / "s").rglob("*.*"))) == 10
+
+
+def test_anomaly_evaluate_reports_auc_and_precision(tmp_path: Path, checkpoint: Path) -> None:
+    from tasks.audio import samples
+
+    for i in range(4):
+        samples.write(tmp_path / f"ref/r{i}.wav", samples.engine(3.0, 16_000, 1500.0, i), 16_000)
+    for i in range(2):
+        samples.write(
+            tmp_path / f"ok/n{i}.wav", samples.engine(3.0, 16_000, 1500.0, 10 + i), 16_000
+        )
+        samples.write(tmp_path / f"bad/a{i}.wav", samples.chirp(3.0, 16_000), 16_000)
+    result = runner.invoke(
+        app,
+        [
+            "anomaly",
+            "evaluate",
+            str(tmp_path / "ref"),
+            str(tmp_path / "ok"),
+            str(tmp_path / "bad"),
+            "--checkpoint",
+            str(checkpoint),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ROC AUC 1.000" in result.output and "(2 normal, 2 anomalous clips)" in result.output

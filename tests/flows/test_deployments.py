@@ -1,0 +1,115 @@
+"""prefect.yaml deploys onto a Prefect server with the schedules, triggers and parameters it
+promises, and an ``azure.blob.created`` event starts the event-driven deployment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.events import emit_event
+from prefect.settings import PREFECT_API_URL
+
+from tasks.events.blob import BlobRef, prefect_event
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def deployments(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    catalogue = tmp_path_factory.mktemp("catalogue")
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "AUDIO_EMBEDDINGS_SOURCE": str(catalogue),
+        "AUDIO_EMBEDDINGS_BLOB_SOURCE": "",
+        "AUDIO_EMBEDDINGS_REFERENCE_PREFIX": "pump-07/normal/",
+    }
+    prefect = [sys.executable, "-m", "prefect"]
+    subprocess.run(
+        [*prefect, "work-pool", "create", "audio-embeddings", "--type", "process"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    deployed = subprocess.run(
+        [*prefect, "--no-prompt", "deploy", "--all"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    with get_client(sync_client=True) as client:
+        found = {d.name: d for d in client.read_deployments()}
+    found["_catalogue"] = str(catalogue)
+    return found
+
+
+def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
+    expected = {
+        "nightly-ingest",
+        "ingest-new-blobs",
+        "blob-sensor",
+        "anomaly-scan",
+        "search",
+        "refresh-index",
+    }
+    assert expected <= set(deployments)
+    nightly = deployments["nightly-ingest"]
+    assert nightly.parameters["source"] == deployments["_catalogue"]
+    assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
+    assert nightly.work_pool_name == "audio-embeddings"
+    assert nightly.global_concurrency_limit.limit == 1
+    scan = deployments["anomaly-scan"]
+    assert [s.schedule.cron for s in scan.schedules] == ["0 * * * *"]
+    assert scan.parameters["reference_prefix"] == "pump-07/normal/"
+    sensor = deployments["blob-sensor"]
+    assert [s.active for s in sensor.schedules] == [False]
+    # The UI renders forms from these schemas.
+    assert deployments["search"].parameter_openapi_schema["properties"]["top"]["type"] == "integer"
+
+
+def test_blob_created_events_start_one_run_per_burst_with_the_blob_url(deployments: dict) -> None:
+    deployment = deployments["ingest-new-blobs"]
+    blobs = [
+        BlobRef(
+            "acct",
+            "audio",
+            f"incoming/clip-{i}.wav",
+            f"0x8D{i}",
+            1000 + i,
+            f"https://acct.blob.core.windows.net/audio/incoming/clip-{i}.wav",
+        )
+        for i in range(3)
+    ]
+    for blob in blobs:
+        event = prefect_event(blob, datetime.now(UTC), "test")
+        emit_event(event=event["event"], resource=event["resource"], payload=event["payload"])
+    runs = []
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
+            if runs:
+                break
+            time.sleep(1)
+        time.sleep(3)  # give a wrongly un-debounced trigger time to start more runs
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        )
+    assert len(runs) == 1
+    # Event order across the websocket is not guaranteed: the run carries one blob of the burst.
+    (url,) = runs[0].parameters["blob_urls"]
+    assert url in {blob.url for blob in blobs}
+    assert runs[0].expected_start_time > datetime.now(UTC)  # scheduled after the burst window

@@ -1,0 +1,209 @@
+"""The flows end to end on a Prefect test server: ingest, re-run, change, failure, search."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from flows.ingest import ingest
+from flows.refresh_index import refresh_index
+from flows.search import search
+from tasks.audio import samples
+from tasks.index.lancedb_index import LanceDBIndex
+from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.snapshots import SnapshotTable
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+BAD_FILES = {
+    "bad/empty.wav": "empty_file",
+    "bad/text.mp3": "not_audio",
+    "bad/silent.flac": "silent",
+    "bad/nan.wav": "non_finite_samples",
+    "bad/truncated.wav": "truncated",
+}
+
+
+@pytest.fixture
+def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: Path) -> dict[str, str]:
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+    return {
+        "snapshot": str((tmp_path / "data/snapshots").resolve()),
+        "index": str((tmp_path / "data/index").resolve()),
+        "quarantine": str((tmp_path / "data/quarantine").resolve()),
+    }
+
+
+def _add_bad_files(root: Path) -> None:
+    (root / "bad").mkdir()
+    (root / "bad/empty.wav").write_bytes(b"")
+    (root / "bad/text.mp3").write_text("definitely not an mp3\n" * 100)
+    soundfile.write(root / "bad/silent.flac", np.zeros(16_000, dtype=np.float32), 16_000)
+    soundfile.write(
+        root / "bad/nan.wav", np.full(8_000, np.nan, dtype=np.float32), 8_000, subtype="FLOAT"
+    )
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples.tone(2.0, 16_000), 16_000, format="WAV")
+    (root / "bad/truncated.wav").write_bytes(buffer.getvalue()[:30_000])
+
+
+def _artifact_keys() -> set[str]:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(
+                    any_=[
+                        "ingest-summary",
+                        "ingest-quarantine",
+                        "ingest-progress",
+                        "search-results",
+                    ]
+                )
+            )
+        )
+    return {a.key for a in artifacts}
+
+
+def test_ingest_embeds_good_files_quarantines_bad_ones_and_search_finds_itself(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    _add_bad_files(catalogue)
+    summary = ingest(source=str(catalogue), shard_size=3)
+    assert (summary.listed, summary.embedded, summary.quarantined) == (10, 5, 5)
+    assert summary.snapshot_version == 1 and summary.index_version == 1
+    assert not summary.model.is_official
+
+    quarantined = {r["path"]: r for r in QuarantineTable(stores["quarantine"]).read().to_pylist()}
+    assert {p: r["error_kind"] for p, r in quarantined.items()} == BAD_FILES
+    for path, row in quarantined.items():
+        assert path in row["message"]  # the reason names the file
+
+    index = LanceDBIndex(stores["index"])
+    assert index.document_keys() == set(
+        SnapshotTable(stores["snapshot"]).read(columns=["key"])["key"].to_pylist()
+    )
+    hits = search(query=str(catalogue / "sweeps/chirp.mp3"), top=3)
+    assert hits[0].path == "sweeps/chirp.mp3"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert len(hits) == 3
+    assert _artifact_keys() >= {
+        "ingest-summary",
+        "ingest-quarantine",
+        "ingest-progress",
+        "search-results",
+    }
+
+
+def test_rerun_on_unchanged_input_embeds_and_commits_nothing(
+    catalogue: Path, stores: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add_bad_files(catalogue)
+    ingest(source=str(catalogue))
+    version = SnapshotTable(stores["snapshot"]).version()
+    quarantine_rows = QuarantineTable(stores["quarantine"]).read().num_rows
+
+    def must_not_embed(*args, **kwargs):
+        raise AssertionError("a re-run on unchanged input must not run the model")
+
+    monkeypatch.setattr("tasks.model.embedder.PannsEmbedder.embed_windows", must_not_embed)
+    again = ingest(source=str(catalogue))
+    assert (again.embedded, again.unchanged, again.skipped_quarantined) == (0, 5, 5)
+    assert again.snapshot_version is None
+    assert SnapshotTable(stores["snapshot"]).version() == version
+    assert QuarantineTable(stores["quarantine"]).read().num_rows == quarantine_rows
+
+
+def test_changed_file_is_replaced_added_embedded_deleted_removed(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    first = ingest(source=str(catalogue))
+    snapshot = SnapshotTable(stores["snapshot"])
+    before = {r["path"]: r for r in snapshot.read().to_pylist()}
+
+    changed = catalogue / "tones/a440.wav"
+    samples.write(changed, samples.noise(3.0, 44_100, 9), 44_100, 2)
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    (catalogue / "noise/white.ogg").unlink()
+    samples.write(catalogue / "tones/new.flac", samples.tone(2.0, 22_050, 330.0), 22_050)
+
+    second = ingest(source=str(catalogue))
+    assert (second.embedded, second.deleted, second.unchanged) == (2, 1, 3)
+    assert second.snapshot_version == first.snapshot_version + 1
+    after = {r["path"]: r for r in snapshot.read().to_pylist()}
+    assert set(after) == set(before) - {"noise/white.ogg"} | {"tones/new.flac"}
+    assert after["tones/a440.wav"]["etag"] != before["tones/a440.wav"]["etag"]
+    assert after["tones/a440.wav"]["run_id"] == second.run_id
+    assert not np.allclose(
+        after["tones/a440.wav"]["embedding"], before["tones/a440.wav"]["embedding"]
+    )
+    assert after["tones/a220.flac"]["run_id"] == first.run_id  # untouched rows keep their run
+
+    index = LanceDBIndex(stores["index"])
+    assert index.document_keys() == {r["key"] for r in after.values()}
+    deleted_vector = np.asarray(before["noise/white.ogg"]["embedding"], dtype=np.float32)
+    assert all(h.path != "noise/white.ogg" for h in index.search(deleted_vector, k=10))
+    assert second.index_upserted == 2 and second.index_deleted == 1
+
+
+def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
+    catalogue: Path, stores: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(source=str(catalogue))
+    samples.write(catalogue / "later/one.wav", samples.chirp(2.0, 16_000), 16_000)
+    samples.write(catalogue / "later/two.wav", samples.clicks(2.0, 16_000), 16_000)
+    snapshot = SnapshotTable(stores["snapshot"])
+    good_version = snapshot.version()
+
+    import tasks.ingest.stream
+
+    real_prepare = tasks.ingest.stream.prepare
+
+    def crash_on_two(item, *args):
+        if item.path == "later/two.wav":
+            raise MemoryError("worker died")  # not an input problem: the run must fail
+        return real_prepare(item, *args)
+
+    monkeypatch.setattr(tasks.ingest.stream, "prepare", crash_on_two)
+    with pytest.raises(MemoryError):
+        ingest(source=str(catalogue), shard_size=1)
+    assert snapshot.version() == good_version
+    assert LanceDBIndex(stores["index"]).reflected_version(stores["snapshot"]) == good_version
+
+    monkeypatch.setattr(tasks.ingest.stream, "prepare", real_prepare)
+    resumed = ingest(source=str(catalogue))
+    assert resumed.embedded == 2 and resumed.snapshot_version == good_version + 1
+    assert {"later/one.wav", "later/two.wav"} <= set(
+        snapshot.read(columns=["path"])["path"].to_pylist()
+    )
+
+
+def test_refresh_index_flow_catches_up_a_stale_index(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    ingest(source=str(catalogue), refresh_index=False)
+    assert LanceDBIndex(stores["index"]).count() == 0
+    result = refresh_index()
+    assert result is not None and result.upserted == 5
+    assert refresh_index().upserted == 0  # already current
+
+
+def test_search_filters_by_path_prefix(catalogue: Path, stores: dict[str, str]) -> None:
+    ingest(source=str(catalogue))
+    hits = search(query=str(catalogue / "tones/a440.wav"), top=10, path_prefix="tones/")
+    assert {h.path for h in hits} == {"tones/a440.wav", "tones/a220.flac"}
+
+
+def test_flow_parameters_are_typed_for_the_ui() -> None:
+    properties = ingest.parameters.properties
+    assert properties["source"]["type"] == "string"
+    assert properties["refresh_index"]["type"] == "boolean"
+    assert search.parameters.properties["top"]["type"] == "integer"
+    assert "source" in ingest.parameters.required

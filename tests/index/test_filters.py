@@ -1,0 +1,26 @@
+"""Search filters in SQL (LanceDB) and OData (Azure AI Search), from escaped literals only."""
+
+from __future__ import annotations
+
+from tasks.index.filters import SearchFilter, odata_filter, quote_literal, sql_predicate
+from tests.search_emulator import parse_filter
+
+
+def test_literals_double_their_quotes() -> None:
+    assert quote_literal("o'brien") == "'o''brien'"
+    assert quote_literal("") == "''"
+
+
+def test_sql_predicate_escapes_quotes() -> None:
+    clause = sql_predicate(SearchFilter(path_prefix="a'b", any_labels=("c'd",)))
+    assert clause == "starts_with(path, 'a''b') AND array_has_any(labels, ['c''d'])"
+    assert sql_predicate(SearchFilter()) is None and sql_predicate(None) is None
+
+
+def test_odata_filter_escapes_and_parses() -> None:
+    text = odata_filter(SearchFilter(path_prefix="a'b", any_labels=("c'd", "e")))
+    predicate = parse_filter(text)
+    assert predicate({"path": "a'b/x.wav", "labels": ["e"]})
+    assert not predicate({"path": "a'c/x.wav", "labels": ["e"]})
+    assert not predicate({"path": "a'b/x.wav", "labels": ["c"]})
+    assert odata_filter(SearchFilter()) is None

@@ -1,0 +1,141 @@
+"""The LanceDB index: refresh by diff, reflected version, k-NN search and safe filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.audio import samples
+from tasks.index.filters import SearchFilter
+from tasks.index.lancedb_index import LanceDBIndex
+from tasks.ingest.shard import embed_shard
+from tasks.model.constants import EMBEDDING_SIZE
+from tasks.model.embedder import PannsEmbedder
+from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.sources import LocalSource
+
+
+@pytest.fixture
+def filled(tmp_path: Path, catalogue: Path, embedder: PannsEmbedder):
+    """A catalogue with a tricky file name, snapshotted and indexed."""
+    samples.write(catalogue / "it's odd/o'brien.wav", samples.tone(2.0, 16_000, 1234.0), 16_000)
+    source = LocalSource(catalogue)
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    snapshot.commit(embed_shard(list(source.list_items()), source, embedder, "r1").rows, [], "r1")
+    index = LanceDBIndex(str(tmp_path / "index"))
+    index.apply(snapshot.diff(None), snapshot.uri)
+    return snapshot, index
+
+
+def test_index_equals_snapshot_and_records_its_version(filled) -> None:
+    snapshot, index = filled
+    assert index.count() == 6
+    assert index.document_keys() == set(snapshot.read(columns=["key"])["key"].to_pylist())
+    assert index.reflected_version(snapshot.uri) == snapshot.version()
+    assert index.reflected_version("/some/other/table") is None
+
+
+def test_every_file_is_its_own_nearest_neighbour(filled) -> None:
+    snapshot, index = filled
+    for row in snapshot.read().to_pylist():
+        hits = index.search(np.asarray(row["embedding"], dtype=np.float32), k=3)
+        assert hits[0].key == row["key"]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        assert hits[0].path == row["path"] and hits[0].labels == row["labels"]
+
+
+def test_refresh_applies_only_the_difference(
+    filled, catalogue: Path, embedder: PannsEmbedder
+) -> None:
+    snapshot, index = filled
+    rows = {r["path"]: r for r in snapshot.read().to_pylist()}
+    v1 = snapshot.version()
+    source = LocalSource(catalogue)
+    changed = next(i for i in source.list_items() if i.path == "tones/a440.wav")
+    replacement = embed_shard([changed], source, embedder, "r2").rows
+    snapshot.commit(replacement, [rows["noise/white.ogg"]["key"]], "r2")
+    diff = snapshot.diff(v1)
+    result = index.apply(diff, snapshot.uri)
+    assert (result.upserted, result.deleted) == (1, 1)
+    assert index.count() == 5
+    assert rows["noise/white.ogg"]["key"] not in index.document_keys()
+    assert index.reflected_version(snapshot.uri) == snapshot.version()
+
+
+def test_filters_restrict_results_and_quotes_cannot_widen_them(filled) -> None:
+    snapshot, index = filled
+    query = np.asarray(snapshot.read().to_pylist()[0]["embedding"], dtype=np.float32)
+    tones = index.search(query, k=10, where=SearchFilter(path_prefix="tones/"))
+    assert {h.path for h in tones} == {"tones/a440.wav", "tones/a220.flac"}
+    quoted = index.search(query, k=10, where=SearchFilter(path_prefix="it's odd/"))
+    assert [h.path for h in quoted] == ["it's odd/o'brien.wav"]
+    injection = index.search(query, k=10, where=SearchFilter(path_prefix="x' OR '1'='1"))
+    assert injection == []
+    label = snapshot.read().to_pylist()[0]["labels"][0]
+    labelled = index.search(query, k=10, where=SearchFilter(any_labels=(label, "Nope')--")))
+    assert labelled and all(label in h.labels for h in labelled)
+
+
+def test_query_vector_of_the_wrong_size_is_refused(filled) -> None:
+    _, index = filled
+    with pytest.raises(ValueError, match=str(EMBEDDING_SIZE)):
+        index.search(np.zeros(10, dtype=np.float32))
+
+
+def _synthetic_diff(count: int, start: int, version: int, seed: int):
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotDiff
+
+    rng = np.random.default_rng(seed)
+    centres = np.maximum(rng.normal(0, 1, (20, EMBEDDING_SIZE)), 0)
+    vectors = np.maximum(
+        centres[rng.integers(0, 20, count)] + rng.normal(0, 0.3, (count, EMBEDDING_SIZE)), 0
+    )
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "key": f"k{start + i:05d}",
+            "source_uri": f"file:///x/{start + i}.wav",
+            "path": f"x/{start + i}.wav",
+            "etag": "e",
+            "size_bytes": 1,
+            "last_modified": now,
+            "metadata": [],
+            "duration_seconds": 1.0,
+            "sample_rate": 16_000,
+            "channels": 1,
+            "num_windows": 1,
+            "embedding": vectors[i].astype(np.float32),
+            "labels": ["x"],
+            "label_scores": [0.5],
+            "model": "Cnn14",
+            "checkpoint_sha256": "x",
+            "run_id": "r",
+            "ingested_at": now,
+        }
+        for i in range(count)
+    ]
+    return SnapshotDiff(
+        None, version, pa.Table.from_pylist(rows, schema=SNAPSHOT_SCHEMA), []
+    ), vectors
+
+
+def test_ann_index_is_built_past_the_threshold_and_still_finds_new_rows(tmp_path: Path) -> None:
+    index = LanceDBIndex(str(tmp_path / "ann"), ann_min_rows=600, nprobes=16, refine_factor=20)
+    small, _ = _synthetic_diff(300, 0, 1, seed=1)
+    index.apply(small, "snap")
+    assert not index.has_ann_index()  # below the threshold: exact search
+    more, vectors = _synthetic_diff(400, 300, 2, seed=2)
+    index.apply(more, "snap")
+    assert index.has_ann_index() and index.count() == 700
+    hits = index.search(vectors[5].astype(np.float32), k=5)
+    assert hits[0].key == "k00305" and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    late, late_vectors = _synthetic_diff(10, 1000, 3, seed=3)  # after the index was built
+    index.apply(late, "snap")
+    assert index.search(late_vectors[0].astype(np.float32), k=1)[0].key == "k01000"

@@ -1,0 +1,70 @@
+"""Cnn14 built offline, loaded from checkpoints, and our forward pass against panns' own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.model.checkpoint import CheckpointError
+from tasks.model.embedder import PannsEmbedder
+from tests.model.clips import model_clips as _clips
+
+
+def test_importing_the_model_never_touches_the_network_or_home(tmp_path: Path) -> None:
+    # A fresh interpreter with HOME in an empty folder: panns_inference's own config would create
+    # ~/panns_data and call wget (here a wget that leaves a mark if it is ever called).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "wget").write_text(f"#!/bin/sh\ntouch {tmp_path}/wget-was-called\n")
+    (bin_dir / "wget").chmod(0o755)
+    code = (
+        "from tasks.model.cnn14 import build_cnn14; m = build_cnn14(); "
+        "import panns_inference.config as c; print(c.classes_num)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.stdout.strip() == "527"
+    assert not (tmp_path / "panns_data").exists()
+    assert not (tmp_path / "wget-was-called").exists()
+
+
+def test_checkpoint_round_trips_through_load(checkpoint: Path, embedder: PannsEmbedder) -> None:
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    assert len(state) == 84  # as the official file
+    loaded = embedder.model.state_dict()
+    assert torch.equal(loaded["fc1.weight"], state["fc1.weight"])
+    assert not embedder.is_official_checkpoint
+
+
+def test_a_file_that_is_not_a_cnn14_checkpoint_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "other.pth"
+    torch.save({"model": {"layer.weight": torch.zeros(2)}}, bogus)
+    with pytest.raises(CheckpointError, match="not a Cnn14 checkpoint"):
+        PannsEmbedder.load(bogus, device="cpu")
+
+
+def test_a_truncated_checkpoint_is_a_clear_error(tmp_path: Path, checkpoint: Path) -> None:
+    cut_short = tmp_path / "cut.pth"
+    cut_short.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"cut\.pth: not loadable as plain weights"):
+        PannsEmbedder.load(cut_short, device="cpu")
+
+
+def test_our_forward_pass_equals_panns_cnn14_forward(embedder: PannsEmbedder) -> None:
+    clips = _clips(3, 2.0)
+    ours, probabilities = embedder.embed_windows(clips)
+    with torch.inference_mode():
+        reference = embedder.model(torch.from_numpy(clips))
+    np.testing.assert_allclose(ours, reference["embedding"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities, reference["clipwise_output"].numpy(), atol=1e-6)
