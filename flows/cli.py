@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -23,9 +24,15 @@ from typer.core import TyperGroup
 from tasks.audio.decode import decode as decode_audio
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
-from tasks.settings import Settings
+from tasks.settings import AudioLimits, BlobSettings, ModelSettings, SearchServiceSettings, Settings
 
 console = Console()
+# A ValidationError of these models comes from AUDIO_EMBEDDINGS_* variables (or .env): the
+# user's to fix, like a UserError.
+_SETTINGS_MODELS = frozenset(
+    model.__name__
+    for model in (Settings, AudioLimits, BlobSettings, ModelSettings, SearchServiceSettings)
+)
 
 
 class _UserErrorsWithoutTraceback(logging.Formatter):
@@ -45,7 +52,7 @@ class _UserErrorsWithoutTraceback(logging.Formatter):
 def _keep_user_error_tracebacks_off_the_terminal() -> None:
     """Prefect's console handler logs a failed task or flow run with its traceback; for a user
     error the terminal shows the message alone (the API handler still sends the traceback)."""
-    import prefect  # noqa: F401  (sets up Prefect's logging)
+    import prefect.main  # noqa: F401  (sets up Prefect's logging, console handler included)
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
@@ -65,8 +72,17 @@ class _GuardedGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as error:
-            console.print(f"[bold red]error:[/] {escape(str(error))}")
-            raise typer.Exit(code=2) from None
+            raise _user_error(str(error)) from None
+        except ValidationError as error:
+            if error.title not in _SETTINGS_MODELS:
+                raise
+            raise _user_error(f"invalid AUDIO_EMBEDDINGS_* setting: {error}") from None
+
+
+def _user_error(message: str) -> typer.Exit:
+    # soft_wrap: the terminal wraps it, so paths and URLs stay whole when copied
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code=2)
 
 
 app = typer.Typer(
@@ -202,7 +218,10 @@ def make_random_checkpoint(
     """Write a random-weight Cnn14 checkpoint (327 MB) for offline trials and tests."""
     from tasks.model.cnn14 import write_random_checkpoint
 
-    write_random_checkpoint(path, seed)
+    try:
+        write_random_checkpoint(path, seed)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     console.print(f"wrote {path} (random weights: embeddings carry no meaning)")
 
 
@@ -213,7 +232,12 @@ def make_samples(
     """Write the synthetic sample catalogue (tones, noise, sweeps, machine sounds)."""
     from tasks.audio.samples import make_sample_catalogue
 
-    paths = make_sample_catalogue(folder)
+    try:
+        paths = make_sample_catalogue(folder)
+    except OSError as error:
+        raise UserError(
+            f"cannot write the samples to {folder}: {error.strerror or error}"
+        ) from None
     console.print(f"{len(paths)} sample files in {folder}")
 
 

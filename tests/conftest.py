@@ -6,9 +6,11 @@ instead of 10 s to keep the suite fast; one test exercises the 10 s default.
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -69,6 +71,28 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A loopback HTTP server that serves one file, standing in for Zenodo."""
+    payload = b"pretend checkpoint " * 50_000
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "model.pth").write_bytes(payload)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/model.pth", payload
+    server.shutdown()
 
 
 @pytest.fixture

@@ -74,8 +74,13 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
     assert scan.parameters["reference_prefix"] == "pump-07/normal/"
     sensor = deployments["blob-sensor"]
     assert [s.active for s in sensor.schedules] == [False]
-    # The UI renders forms from these schemas.
+    # The UI renders forms from these schemas: typed, and every field says what it means.
     assert deployments["search"].parameter_openapi_schema["properties"]["top"]["type"] == "integer"
+    for name in expected:
+        properties = deployments[name].parameter_openapi_schema["properties"]
+        assert properties and all(field.get("description") for field in properties.values()), name
+    source = deployments["nightly-ingest"].parameter_openapi_schema["properties"]["source"]
+    assert "az://container/prefix" in source["description"]
 
 
 def test_blob_created_events_start_one_run_per_burst_with_the_blob_url(deployments: dict) -> None:

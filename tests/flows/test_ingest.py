@@ -199,11 +199,3 @@ def test_search_filters_by_path_prefix(catalogue: Path, stores: dict[str, str]) 
     ingest(source=str(catalogue))
     hits = search(query=str(catalogue / "tones/a440.wav"), top=10, path_prefix="tones/")
     assert {h.path for h in hits} == {"tones/a440.wav", "tones/a220.flac"}
-
-
-def test_flow_parameters_are_typed_for_the_ui() -> None:
-    properties = ingest.parameters.properties
-    assert properties["source"]["type"] == "string"
-    assert properties["refresh_index"]["type"] == "boolean"
-    assert search.parameters.properties["top"]["type"] == "integer"
-    assert "source" in ingest.parameters.required

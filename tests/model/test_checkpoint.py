@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,28 +15,6 @@ from tasks.model.checkpoint import (
     resolve_checkpoint,
 )
 from tasks.settings import ModelSettings
-
-
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
-    """A loopback HTTP server that serves one file, standing in for Zenodo."""
-    payload = b"pretend checkpoint " * 50_000
-    served = tmp_path / "served"
-    served.mkdir()
-    (served / "model.pth").write_bytes(payload)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/model.pth", payload
-    server.shutdown()
 
 
 def test_explicit_path_wins(tmp_path: Path, checkpoint: Path) -> None:
