@@ -1,4 +1,5 @@
-"""The flows end to end on a Prefect test server: ingest, re-run, change, failure, search."""
+"""The ingest flow end to end on a Prefect test server: quarantine, re-run, change, failure,
+and a search that finds each file."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.ingest import ingest
-from flows.refresh_index import refresh_index
 from flows.search import search
 from tasks.audio import samples
 from tasks.index.lancedb_index import LanceDBIndex
@@ -29,17 +29,6 @@ BAD_FILES = {
     "bad/nan.wav": "non_finite_samples",
     "bad/truncated.wav": "truncated",
 }
-
-
-@pytest.fixture
-def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: Path) -> dict[str, str]:
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
-    return {
-        "snapshot": str((tmp_path / "data/snapshots").resolve()),
-        "index": str((tmp_path / "data/index").resolve()),
-        "quarantine": str((tmp_path / "data/quarantine").resolve()),
-    }
 
 
 def _add_bad_files(root: Path) -> None:
@@ -183,19 +172,3 @@ def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
     assert {"later/one.wav", "later/two.wav"} <= set(
         snapshot.read(columns=["path"])["path"].to_pylist()
     )
-
-
-def test_refresh_index_flow_catches_up_a_stale_index(
-    catalogue: Path, stores: dict[str, str]
-) -> None:
-    ingest(source=str(catalogue), refresh_index=False)
-    assert LanceDBIndex(stores["index"]).count() == 0
-    result = refresh_index()
-    assert result is not None and result.upserted == 5
-    assert refresh_index().upserted == 0  # already current
-
-
-def test_search_filters_by_path_prefix(catalogue: Path, stores: dict[str, str]) -> None:
-    ingest(source=str(catalogue))
-    hits = search(query=str(catalogue / "tones/a440.wav"), top=10, path_prefix="tones/")
-    assert {h.path for h in hits} == {"tones/a440.wav", "tones/a220.flac"}
