@@ -1,7 +1,9 @@
 """Synthetic audio: the demo's sample catalogue and the test suite's inputs.
 
-Nothing here downloads anything. Signals are deterministic for a given seed so that a re-made
-catalogue is byte-identical and a re-run of the demo finds nothing changed.
+Nothing here downloads anything. Signals are deterministic for a given seed, so a re-made
+catalogue decodes to the same audio (WAV, FLAC and MP3 files are byte-identical; an Ogg stream
+carries a random serial number), and files already present are left alone, so a re-run of the
+demo finds nothing changed.
 """
 
 from __future__ import annotations

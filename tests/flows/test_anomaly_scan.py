@@ -10,7 +10,10 @@ import pytest
 
 from flows.anomaly_scan import anomaly_scan
 from flows.ingest import ingest
+from tasks.anomaly.scoring import ClipScore
 from tasks.audio import samples
+from tasks.events.anomaly import anomaly_event
+from tasks.events.emit import emit
 from tasks.resources import anomaly_store
 from tasks.settings import Settings
 
@@ -70,7 +73,6 @@ def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
     import yaml
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import get_client
-    from prefect.events import emit_event
     from prefect.events.schemas.automations import AutomationCore
 
     received: list[dict] = []
@@ -98,22 +100,8 @@ def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
     with get_client(sync_client=True) as client:
         client.create_automation(AutomationCore.model_validate(definition))
     time.sleep(2)  # let the trigger service load the new automation
-    emit_event(
-        event="audio.anomaly.detected",
-        resource={
-            "prefect.resource.id": "audio.clip.abc",
-            "prefect.resource.name": "p/knock.wav",
-            "audio.group": "pump-07",
-        },
-        payload={
-            "path": "p/knock.wav",
-            "score": 0.42,
-            "threshold": 0.1,
-            "worst_window_start_seconds": 6.0,
-            "nearest_reference_paths": ["p/n1.wav"],
-            "run_id": "r",
-        },
-    )
+    knock = ClipScore("abc", "p/knock.wav", "pump-07", 0.42, 0.1, True, 6.0, ["p/n1.wav"])
+    emit([anomaly_event(knock, "r")])  # the event exactly as a scan emits it
     deadline = time.monotonic() + 60
     while not received and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -1,0 +1,25 @@
+"""audio.anomaly.detected: the event a scan emits for an anomalous clip."""
+
+from __future__ import annotations
+
+from tasks.anomaly.scoring import ClipScore
+from tasks.events.anomaly import ANOMALY_DETECTED, anomaly_event
+
+KNOCK = ClipScore("k1", "pump-07/new/knock.wav", "pump-07", 0.42, 0.1, True, 6.0, ["n1.wav"])
+
+
+def test_the_event_names_the_clip_its_machine_and_where_the_anomaly_is() -> None:
+    event = anomaly_event(KNOCK, "run-1")
+    assert event["event"] == ANOMALY_DETECTED
+    assert event["resource"] == {
+        "prefect.resource.id": "audio.clip.k1",
+        "prefect.resource.name": "pump-07/new/knock.wav",
+        "audio.group": "pump-07",
+    }
+    assert event["payload"]["worst_window_start_seconds"] == 6.0
+    assert event["payload"]["nearest_reference_paths"] == ["n1.wav"]
+
+
+def test_the_id_is_the_same_for_a_rerun_of_the_same_scan_and_new_for_another() -> None:
+    assert anomaly_event(KNOCK, "run-1")["id"] == anomaly_event(KNOCK, "run-1")["id"]
+    assert anomaly_event(KNOCK, "run-1")["id"] != anomaly_event(KNOCK, "run-2")["id"]

@@ -1,0 +1,32 @@
+"""What a scan leaves in the Prefect UI: the markdown report and its score histogram."""
+
+from __future__ import annotations
+
+from tasks.anomaly.scoring import Calibration, ClipScore
+from tasks.reports import scan_report, score_histogram
+
+
+def _score(path: str, score: float, anomalous: bool) -> ClipScore:
+    return ClipScore(path, path, "pump-07", score, 0.3, anomalous, 4.0, ["normal/n1.wav"])
+
+
+def test_histogram_counts_every_score_and_marks_the_threshold() -> None:
+    text = score_histogram([0.1, 0.12, 0.5, 0.9], [0.3], bins=4)
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert (
+        sum(int(line.split()[-1] if "<-" not in line else line.split()[-3]) for line in lines) == 4
+    )
+    assert sum("<- threshold" in line for line in lines) == 1
+    assert score_histogram([], [0.3]) == "(no clips scored)"
+
+
+def test_report_lists_anomalies_worst_first_with_their_location_and_unreadable_clips() -> None:
+    calibration = Calibration("pump-07", 0.3, "gamma", 0.99, 3, 8, 72, "f")
+    scores = [_score("a.wav", 0.5, True), _score("b.wav", 0.1, False), _score("c.wav", 0.9, True)]
+    report = scan_report(scores, {"pump-07": calibration}, 4, 1, ["d.wav: not audio"])
+    assert "3 clips scored, **2 anomalous**, 1 unreadable, 1 without a reference group" in report
+    anomalies = [line for line in report.splitlines() if line.startswith("| ") and ".wav |" in line]
+    assert [line.split("|")[1].strip() for line in anomalies] == ["c.wav", "a.wav"]
+    assert "| 4.0 |" in anomalies[0]
+    assert "- d.wav: not audio" in report
