@@ -9,23 +9,41 @@ a shell script sees as a crash. The dataset path exits 0 (tested in a subprocess
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from tasks.errors import ServiceUnreachableError, scrub_secrets
+
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+_SECRET_OPTIONS = frozenset({"account_key", "sas_token", "bearer_token", "client_secret"})
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def open_table(
     uri: str, storage_options: dict[str, str] | None = None, version: int | None = None
 ) -> DeltaTable | None:
-    """The Delta table at ``uri`` (at ``version``, default the latest), or None if there is none."""
+    """The Delta table at ``uri`` (at ``version``, default the latest), or None if there is none.
+
+    A remote table that cannot be reached (object_store has already retried) is a
+    ``ServiceUnreachableError`` with the reason, not a nested transport report.
+    """
     try:
         return DeltaTable(uri, version=version, storage_options=storage_options)
     except TableNotFoundError:
         return None
+    except OSError as error:
+        if "://" not in uri:
+            raise
+        message = (
+            f"cannot open the Delta table at {uri}: {_innermost_reason(error)}; check the table "
+            "URI and AUDIO_EMBEDDINGS_BLOB_CONNECTION_STRING or AUDIO_EMBEDDINGS_BLOB_ACCOUNT_URL"
+        )
+        secrets = [v for k, v in (storage_options or {}).items() if k in _SECRET_OPTIONS]
+        raise ServiceUnreachableError(scrub_secrets(message, secrets)) from None
 
 
 def read_table(table: DeltaTable, columns: Sequence[str] | None = None) -> pa.Table:
@@ -44,3 +62,9 @@ def read_or_empty(
     if table is None:
         return schema.empty_table().select(list(columns or schema.names))
     return read_table(table, columns)
+
+
+def _innermost_reason(error: OSError) -> str:
+    # delta-rs reports a chain of causes, one per line, innermost last ("Connection refused").
+    lines = [_ANSI.sub("", line).strip(" ↳") for line in str(error).splitlines()]
+    return next((line for line in reversed(lines) if line), type(error).__name__)

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import write_deltalake
 
+from tasks.errors import ServiceUnreachableError
+from tasks.resources import table_storage_options
+from tasks.settings import BlobSettings
 from tasks.storage.delta import open_table, read_or_empty
+from tests.blobs import AZURITE_KEY, unreachable_connection_string
 
 SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("score", pa.float64())])
 
@@ -25,3 +30,12 @@ def test_columns_and_versions_read_back(tmp_path: Path) -> None:
     assert sorted(read_or_empty(uri, SCHEMA, columns=["key"])["key"].to_pylist()) == ["a", "b"]
     first = open_table(uri, version=0)
     assert first is not None and first.version() == 0
+
+
+def test_an_unreachable_remote_table_is_one_clear_error_without_the_key() -> None:
+    settings = BlobSettings(blob_connection_string=unreachable_connection_string())
+    uri = "az://stores/snapshots"
+    with pytest.raises(ServiceUnreachableError, match="Connection refused") as caught:
+        open_table(uri, table_storage_options(uri, settings))
+    assert "cannot open the Delta table at az://stores/snapshots" in str(caught.value)
+    assert AZURITE_KEY not in str(caught.value) and "\x1b" not in str(caught.value)
