@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from tasks.anomaly.scan import clip_windows, scan_embedder
-from tasks.anomaly.scoring import Calibration, ClipWindows, Reference, calibrate, score_clip
+from tasks.anomaly.scoring import (
+    Calibration,
+    ClipWindows,
+    InvalidReferenceError,
+    Reference,
+    calibrate,
+    score_clip,
+)
 from tasks.model.embedder import PannsEmbedder
 from tasks.settings import Settings
 from tasks.storage.sources import LocalSource
@@ -40,7 +47,9 @@ def evaluate(
     from sklearn.metrics import roc_auc_score
 
     if not normal_scores or not anomalous_scores:
-        raise ValueError("evaluation needs both normal and anomalous clips")
+        raise InvalidReferenceError(
+            "evaluation needs both normal and anomalous clips: a folder held no readable audio"
+        )
     truth = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomalous_scores))]
     predicted = np.r_[normal_scores, anomalous_scores]
     flagged = predicted > threshold

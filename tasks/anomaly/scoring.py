@@ -28,7 +28,7 @@ MIN_REFERENCE_CLIPS = 3
 
 
 class InvalidReferenceError(UserError, ValueError):
-    """A reference that cannot give a meaningful threshold (empty, too small, degenerate)."""
+    """Clips that cannot give a meaningful threshold or evaluation (empty, too few, degenerate)."""
 
 
 @dataclass(frozen=True)

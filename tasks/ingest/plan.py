@@ -69,7 +69,10 @@ def plan_source(
 
 def container_of(blob_urls: Sequence[str]) -> tuple[str, str]:
     """(account, ``az://container/``) of a batch of blob URLs, which must share one container."""
-    containers = {parse_blob_url(url)[:2] for url in blob_urls}
+    try:
+        containers = {parse_blob_url(url)[:2] for url in blob_urls}
+    except ValueError as error:
+        raise InvalidSourceError(str(error)) from None
     if len(containers) != 1:
         raise InvalidSourceError(f"one container per batch expected, got {sorted(containers)}")
     ((account, container),) = containers

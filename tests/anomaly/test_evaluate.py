@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tasks.anomaly.evaluate import evaluate
+from tasks.anomaly.scoring import InvalidReferenceError
 
 
 def test_evaluation_metrics() -> None:
@@ -12,3 +15,8 @@ def test_evaluation_metrics() -> None:
     mixed = evaluate([0.1, 0.6, 0.2, 0.3], [0.5, 0.9], threshold=0.55)
     assert 0.5 < mixed.roc_auc < 1.0
     assert mixed.precision == 0.5 and mixed.recall == 0.5
+
+
+def test_an_empty_side_is_a_user_error() -> None:
+    with pytest.raises(InvalidReferenceError, match="both normal and anomalous"):
+        evaluate([0.1, 0.2], [], threshold=0.5)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.ingest.plan import plan_changes
-from tasks.storage.sources import LocalSource
+import pytest
+
+from tasks.ingest.plan import container_of, plan_changes
+from tasks.storage.sources import InvalidSourceError, LocalSource
 
 
 def test_plan_finds_new_changed_deleted_and_skips_quarantined(
@@ -32,3 +34,12 @@ def test_a_partial_listing_deletes_nothing(catalogue: Path) -> None:
     current = {"gone-key": "e", **{i.key: i.etag for i in items}}
     plan = plan_changes(items[:1], current, set(), complete_listing=False)
     assert plan.deleted_keys == [] and plan.unchanged == 1 and plan.to_embed == []
+
+
+def test_a_batch_of_blobs_must_share_one_container_and_be_blob_urls() -> None:
+    url = "https://acct.blob.core.windows.net/audio/a/b.wav"
+    assert container_of([url, url]) == ("acct", "az://audio/")
+    with pytest.raises(InvalidSourceError, match="one container per batch"):
+        container_of([url, "https://acct.blob.core.windows.net/other/c.wav"])
+    with pytest.raises(InvalidSourceError, match="not a blob URL"):
+        container_of(["https://acct.blob.core.windows.net/container-only"])
