@@ -215,7 +215,7 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
     import pyarrow as pa
 
     from tasks.audio import samples
-    from tasks.ingest.plan import plan_changes
+    from tasks.ingest.plan import plan_source
     from tasks.ingest.shard import embed_shard
     from tasks.storage.quarantine import QuarantineTable
     from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
@@ -256,31 +256,27 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
                 "run_id": ["r"] * len(items),
                 "ingested_at": [now] * len(items),
             },
-            schema=SNAPSHOT_SCHEMA,
+            schema=SNAPSHOT_SCHEMA.remove(SNAPSHOT_SCHEMA.get_field_index("key_prefix")),
         ),
         [],
         "setup",
     )
     quarantine = QuarantineTable(str(Path(workdir) / "many-quarantine"))
     start = time.perf_counter()
-    plan = plan_changes(
-        source.list_items(), table.current_etags(source.item_uri_prefix), quarantine.quarantined()
-    )
+    plan = plan_source(source, table, quarantine)
     elapsed = time.perf_counter() - start
-    assert not plan.to_embed and not plan.deleted_keys
+    assert not plan.to_embed and not plan.deleted
 
     embedder = _embedder(args, 1)  # loaded before timing: a worker keeps its model between runs
     samples.write(new_file, samples.engine(CLIP_SECONDS, SOURCE_RATE), SOURCE_RATE, channels=2)
     start = time.perf_counter()
-    one_new = plan_changes(
-        source.list_items(), table.current_etags(source.item_uri_prefix), quarantine.quarantined()
-    )
+    one_new = plan_source(source, table, quarantine)
     planned = time.perf_counter()
-    shard = embed_shard(one_new.to_embed, source, embedder, "one-new")
+    shard = embed_shard(one_new.items(), source, embedder, "one-new")
     embedded = time.perf_counter()
-    table.commit(shard.rows, one_new.deleted_keys, "one-new")
+    table.commit(shard.rows, one_new.deleted_keys(), "one-new")
     committed = time.perf_counter()
-    assert [item.path for item in one_new.to_embed] == ["new/one-new-clip.wav"]
+    assert [item.path for item in one_new.items()] == ["new/one-new-clip.wav"]
     new_file.unlink()
     return {
         "files": files,

@@ -1,4 +1,4 @@
-"""Ingest audio: list -> diff -> embed shards -> commit a snapshot -> refresh the index.
+"""Ingest audio: list -> diff -> embed shards -> commit as it goes -> refresh the index.
 
 Two entry points share every step after planning: ``ingest`` (a whole source, on a schedule or
 by hand) and ``ingest_blobs`` (a list of blobs, from ``azure.blob.created`` events).
@@ -6,18 +6,29 @@ by hand) and ``ingest_blobs`` (a list of blobs, from ``azure.blob.created`` even
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prefect import Flow, flow
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.ingest.commit import CommitBuffer, CommitResult
 from tasks.ingest.plan import ChangePlan
+from tasks.ingest.shard import ShardResult
 from tasks.model.checkpoint import ResolvedCheckpoint
 from tasks.reports import IngestSummary, ProgressReporter, publish_ingest_summary
 from tasks.settings import Settings
-from tasks.steps.ingest import commit_snapshot, embed_shard_task, plan_blob_batch, plan_ingest
+from tasks.steps.ingest import (
+    commit_snapshot,
+    count_resumed,
+    embed_shard_task,
+    plan_blob_batch,
+    plan_ingest,
+)
 from tasks.steps.model import resolve_model
 from tasks.steps.refresh_index import refresh_index_task
+from tasks.storage.quarantine import Failure
 
 # Two workers: one shard decodes while the other holds the model (forward passes are serialised).
 RUNNER = ThreadPoolTaskRunner(max_workers=2)
@@ -98,25 +109,51 @@ def _embed_commit_refresh(
     model: ResolvedCheckpoint,
     refresh_index: bool,
 ) -> IngestSummary:
+    """Deletions first, then shards as they finish, committed every N files or T seconds."""
     run_id = str(flow_run.id)
-    shards = [
-        plan.to_embed[i : i + settings.shard_size]
-        for i in range(0, len(plan.to_embed), settings.shard_size)
-    ]
-    progress = ProgressReporter(len(plan.to_embed), f"Embedding {len(plan.to_embed)} files")
-    futures = [embed_shard_task.submit(shard, source, settings, run_id) for shard in shards]
-    results = []
-    for future in as_completed(futures):
-        result = future.result()
-        results.append(result)
-        progress.advance(result.rows.num_rows + len(result.failures))
-    commit = commit_snapshot(results, plan.deleted_keys, settings, run_id)
+    resumed = count_resumed(plan.unchanged_by_run)
+    progress = ProgressReporter(plan.to_embed)
+    commits: list[CommitResult] = []
+    failures: list[Failure] = []
+    buffer = CommitBuffer(settings.commit_every_files, settings.commit_every_seconds)
+
+    def commit() -> None:
+        pending = buffer.take()
+        commits.append(commit_snapshot(pending, settings, run_id, sequence=len(commits) + 1))
+        failures.extend(pending.failures)
+        progress.committed(commits[-1])
+
+    for keys in plan.deleted_key_batches(settings.commit_every_files):
+        buffer.delete(keys)
+        if buffer.due():
+            commit()
+    for result in _embedded_shards(plan, source, settings, run_id):
+        buffer.add(result)
+        progress.embedded(result.rows.num_rows + len(result.failures))
+        if buffer.due():
+            commit()
+    if buffer.files:
+        commit()
     refresh = refresh_index_task(settings) if refresh_index else None
-    summary = IngestSummary.build(
-        source, run_id, plan, commit, [f for r in results for f in r.failures], refresh, model
-    )
+    summary = IngestSummary.build(source, run_id, plan, commits, resumed, failures, refresh, model)
     publish_ingest_summary(summary)
     return summary
+
+
+def _embedded_shards(
+    plan: ChangePlan, source: str, settings: Settings, run_id: str
+) -> Iterator[ShardResult]:
+    """Shard results as they finish, with at most ``shards_in_flight`` submitted at a time, so
+    the flow holds a bounded number of shards whatever the catalogue size."""
+    in_flight: set[PrefectFuture[ShardResult]] = set()
+    for shard in plan.shards(settings.shard_size):
+        in_flight.add(embed_shard_task.submit(shard, source, settings, run_id))
+        if len(in_flight) >= settings.shards_in_flight:
+            finished = next(as_completed(in_flight))
+            in_flight.discard(finished)
+            yield finished.result()
+    for finished in as_completed(in_flight):
+        yield finished.result()
 
 
 def on_dask(ingest_flow: Flow, address: str | None) -> Flow:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from prefect.artifacts import (
@@ -33,9 +35,11 @@ class IngestSummary:
     source: str
     run_id: str
     snapshot_version: int | None
+    commits: int
     listed: int
     embedded: int
     unchanged: int
+    resumed: int
     deleted: int
     quarantined: int
     retry_later: int
@@ -52,22 +56,26 @@ class IngestSummary:
         source: str,
         run_id: str,
         plan: ChangePlan,
-        commit: CommitResult,
-        failures: list[Failure],
+        commits: Sequence[CommitResult],
+        resumed: int,
+        failures: Sequence[Failure],
         refresh: RefreshResult | None,
         model: ResolvedCheckpoint,
     ) -> IngestSummary:
-        listed = len(plan.to_embed) + plan.unchanged + plan.skipped_quarantined
+        """``resumed``: unchanged files that earlier runs committed before they were cut off."""
+        versions = [c.version for c in commits if c.version is not None]
         return cls(
             source=source,
             run_id=run_id,
-            snapshot_version=commit.version,
-            listed=listed,
-            embedded=commit.upserted,
+            snapshot_version=versions[-1] if versions else None,
+            commits=len(versions),
+            listed=plan.listed,
+            embedded=sum(c.upserted for c in commits),
             unchanged=plan.unchanged,
-            deleted=commit.deleted,
-            quarantined=commit.quarantined,
-            retry_later=commit.retry_later,
+            resumed=resumed,
+            deleted=sum(c.deleted for c in commits),
+            quarantined=sum(c.quarantined for c in commits),
+            retry_later=sum(c.retry_later for c in commits),
             skipped_quarantined=plan.skipped_quarantined,
             index_version=refresh.to_version if refresh else None,
             index_upserted=refresh.upserted if refresh else 0,
@@ -85,20 +93,65 @@ class IngestSummary:
         )
 
 
-class ProgressReporter:
-    """A progress artifact that moves as shards finish."""
+@dataclass
+class IngestProgress:
+    """Where a running ingest is: files done of the total, files committed, when it started."""
 
-    def __init__(self, total: int, description: str) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.description = description
-        self._id = create_progress_artifact(0.0, key="ingest-progress", description=description)
+    total: int
+    done: int = 0
+    committed: int = 0
+    commits: int = 0
+    started: float = field(default_factory=time.monotonic)
 
-    def advance(self, count: int) -> None:
-        self.done += count
-        update_progress_artifact(
-            self._id, 100.0 * self.done / self.total, description=self.description
+    @property
+    def files_per_second(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def describe(self) -> str:
+        return (
+            f"{self.done:,} of {self.total:,} files embedded, {self.committed:,} committed "
+            f"in {self.commits} snapshot version(s), {self.files_per_second:.1f} files/s"
         )
+
+
+_progress_listeners: list[Callable[[IngestProgress], None]] = []
+
+
+@contextmanager
+def watching_ingest(listener: Callable[[IngestProgress], None]) -> Iterator[None]:
+    """Call ``listener`` with every progress update of ingests run in this process (the CLI's
+    terminal bar)."""
+    _progress_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _progress_listeners.remove(listener)
+
+
+class ProgressReporter:
+    """The ``ingest-progress`` artifact, moved as shards finish and commits land."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = IngestProgress(total)
+        self._id = create_progress_artifact(
+            0.0, key="ingest-progress", description=self.progress.describe()
+        )
+        self._notify()
+
+    def embedded(self, files: int) -> None:
+        self.progress.done += files
+        self._notify()
+
+    def committed(self, commit: CommitResult) -> None:
+        self.progress.committed += commit.upserted + commit.quarantined + commit.retry_later
+        self.progress.commits += commit.version is not None
+        self._notify()
+
+    def _notify(self) -> None:
+        percent = 100.0 * self.progress.done / max(self.progress.total, 1)
+        update_progress_artifact(self._id, percent, description=self.progress.describe())
+        for listener in _progress_listeners:
+            listener(self.progress)
 
 
 def publish_ingest_summary(summary: IngestSummary) -> None:
@@ -168,10 +221,12 @@ def ingest_table(summary: IngestSummary) -> Table:
         "listed",
         "embedded",
         "unchanged",
+        "resumed",
         "deleted",
         "quarantined",
         "retry_later",
         "skipped_quarantined",
+        "commits",
         "snapshot_version",
         "index_version",
     ):

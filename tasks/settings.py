@@ -157,6 +157,22 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         "audio-embeddings", pattern=r"^[a-z0-9][a-z0-9-]*$", description="Index (or alias) name"
     )
     shard_size: int = Field(64, gt=0, description="Files per Prefect task")
+    shards_in_flight: int = Field(
+        4,
+        gt=0,
+        description="Shards submitted ahead of the results (bounds memory; on Dask set it to "
+        "about twice the workers)",
+    )
+    # Measured: a commit costs about 1 s whatever its size (0.9 s for 100 rows, 1.5 s for
+    # 10,000 on a 50,000-row table here) and overlaps with the shards still embedding. A row
+    # holds about 9.2 KB, so 10,000 files bound the rows waiting in memory to about 90 MB, and
+    # 60 s bounds the work a killed run loses on a CPU (on a GPU, the files bound it first).
+    commit_every_files: int = Field(
+        10_000, gt=0, description="Commit a snapshot version after this many embedded files"
+    )
+    commit_every_seconds: float = Field(
+        60.0, gt=0, description="... or after this many seconds, whichever comes first (s)"
+    )
     dask_address: str | None = Field(
         None, description="Dask scheduler (tcp://host:8786): shards run on its workers"
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -148,10 +148,8 @@ class AzureSearchIndex:
     @_reaching_service
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
         index = self.ensure()
-        self._write(index, diff, snapshot_uri)
-        return RefreshResult(
-            diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
-        )
+        upserted, deleted = self._write(index, diff, snapshot_uri)
+        return RefreshResult(diff.from_version, diff.to_version, upserted, deleted)
 
     @_reaching_service
     def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
@@ -176,11 +174,11 @@ class AzureSearchIndex:
                 del numbered[number]
         new = f"{self.name}-v{max(numbered, default=0) + 1}"
         self.indexes.create_or_update_index(index_definition(new, self.settings))
-        self._write(new, everything, snapshot_uri)
+        expected, _ = self._write(new, everything, snapshot_uri)
         count = SearchClient(self.endpoint, new, self.credential).get_document_count()
-        if count != everything.upserts.num_rows:
+        if count != expected:
             raise IndexRefreshError(
-                f"{new} holds {count} documents, the snapshot {everything.upserts.num_rows}: "
+                f"{new} holds {count} documents, the snapshot {expected}: "
                 f"the alias still points at {old}",
                 count,
                 0,
@@ -191,25 +189,39 @@ class AzureSearchIndex:
             self.indexes.delete_index(old)
         return new
 
-    def _write(self, index: str, diff: SnapshotDiff, snapshot_uri: str) -> None:
+    def _write(self, index: str, diff: SnapshotDiff, snapshot_uri: str) -> tuple[int, int]:
+        """Send the diff's actions batch by batch, then record its version; returns the
+        documents (uploaded, deleted)."""
         # retry_total=0: this client's requests are retried by _send alone (one layer).
         client = SearchClient(self.endpoint, index, self.credential, retry_total=0)
-        documents = [document(row, diff.to_version) for row in diff.upserts.to_pylist()]
-        actions = [("mergeOrUpload", d) for d in documents] + [
-            ("delete", {"key": key}) for key in diff.deleted_keys
-        ]
+        counts = {"mergeOrUpload": 0, "delete": 0}
         failed: list[str] = []
+        failed_by_kind = {"mergeOrUpload": 0, "delete": 0}
+
+        def actions() -> Iterator[tuple[str, dict]]:
+            for chunk in diff.chunks():
+                for row in chunk.upserts.to_pylist():
+                    counts["mergeOrUpload"] += 1
+                    yield "mergeOrUpload", document(row, diff.to_version)
+                for key in chunk.deleted_keys:
+                    counts["delete"] += 1
+                    yield "delete", {"key": key}
+
         for batch in _batches(
-            actions, self.settings.search_batch_max_documents, self.settings.search_batch_max_bytes
+            actions(),
+            self.settings.search_batch_max_documents,
+            self.settings.search_batch_max_bytes,
         ):
-            failed.extend(self._send(client, batch))
+            kinds = {document["key"]: kind for kind, document in batch}
+            for key in self._send(client, batch):
+                failed.append(key)
+                failed_by_kind[kinds[key]] += 1
         if failed:
-            failed_set = set(failed)
             raise IndexRefreshError(
-                f"{len(failed)} of {len(actions)} index actions failed for {index} (first: "
-                f"{failed[:3]}); the index still reflects its previous snapshot version",
-                sum(1 for d in documents if d["key"] not in failed_set),
-                sum(1 for k in diff.deleted_keys if k not in failed_set),
+                f"{len(failed)} of {sum(counts.values())} index actions failed for {index} "
+                f"(first: {failed[:3]}); the index still reflects its previous snapshot version",
+                counts["mergeOrUpload"] - failed_by_kind["mergeOrUpload"],
+                counts["delete"] - failed_by_kind["delete"],
                 failed,
             )
         self._state.merge_or_upload_documents(
@@ -223,6 +235,7 @@ class AzureSearchIndex:
                 }
             ]
         )
+        return counts["mergeOrUpload"], counts["delete"]
 
     def _send(self, client: SearchClient, actions: list[tuple[str, dict]]) -> list[str]:
         """Send one batch; return the keys that still failed after retries."""
@@ -332,7 +345,7 @@ def _state_id(snapshot_uri: str, index: str) -> str:
 
 
 def _batches(
-    actions: Sequence[tuple[str, dict]], max_documents: int, max_bytes: int
+    actions: Iterable[tuple[str, dict]], max_documents: int, max_bytes: int
 ) -> Iterator[list[tuple[str, dict]]]:
     """Consecutive batches within both limits (JSON size estimated per action, + envelope)."""
     batch: list[tuple[str, dict]] = []

@@ -82,19 +82,21 @@ class LanceDBIndex:
 
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
         table = self._open(self.name, INDEX_SCHEMA)
-        if diff.upserts.num_rows:
-            (
-                table.merge_insert("key")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(self._documents(diff.upserts))
-            )
-        self._delete(table, diff.deleted_keys)
+        upserted = deleted = 0
+        for batch in diff.batches():  # one batch of partitions at a time: memory stays flat
+            if batch.upserts.num_rows:
+                (
+                    table.merge_insert("key")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(self._documents(batch.upserts))
+                )
+            self._delete(table, batch.deleted_keys)
+            upserted += batch.upserts.num_rows
+            deleted += len(batch.deleted_keys)
         self._maintain_ann(table)
         self._record(snapshot_uri, diff.to_version)
-        return RefreshResult(
-            diff.from_version, diff.to_version, diff.upserts.num_rows, len(diff.deleted_keys)
-        )
+        return RefreshResult(diff.from_version, diff.to_version, upserted, deleted)
 
     @staticmethod
     def _documents(rows: pa.Table) -> pa.Table:
@@ -123,9 +125,13 @@ class LanceDBIndex:
         """Refill from a whole snapshot into a new table version (readers see the old version
         until the new one is committed); ``drop_old`` also removes older table versions.
 
-        One overwrite commit: a rebuild that fails leaves the old version, and a second try
-        writes one new version, never a second table."""
-        documents = self._documents(everything.upserts)
+        One overwrite commit, streamed batch by batch: a rebuild that fails leaves the old
+        version, and a second try writes one new version, never a second table."""
+        documents = (
+            record_batch
+            for batch in everything.batches()
+            for record_batch in self._documents(batch.upserts).to_batches()
+        )
         table = self._db.create_table(
             self.name, data=documents, schema=INDEX_SCHEMA, mode="overwrite"
         )

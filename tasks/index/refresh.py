@@ -19,9 +19,8 @@ def refresh_index(
     if latest is None:
         return None
     if rebuild:
-        everything = snapshot.diff(None, latest)
-        name = index.rebuild(everything, snapshot.uri, drop_old)
-        return RefreshResult(None, latest, everything.upserts.num_rows, 0, rebuilt_index=name)
+        name = index.rebuild(snapshot.diff(None, latest), snapshot.uri, drop_old)
+        return RefreshResult(None, latest, index.count(), 0, rebuilt_index=name)
     reflected = index.reflected_version(snapshot.uri)
     if reflected == latest:
         return RefreshResult(reflected, latest, 0, 0)

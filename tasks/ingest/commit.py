@@ -1,15 +1,19 @@
-"""Write one ingest run's results: its rows and deletions as one snapshot version, its bad
-inputs to the quarantine."""
+"""Write an ingest run's results as it goes: rows and deletions as snapshot versions (each one
+commit of the run, numbered), bad inputs to the quarantine.
+
+A run commits every ``commit_every_files`` embedded files or ``commit_every_seconds``, whichever
+comes first (``CommitBuffer``), so a run that dies loses at most that much work.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.quarantine import Failure, QuarantineTable
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
 
 if TYPE_CHECKING:
@@ -18,8 +22,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CommitResult:
-    """What an ingest committed: the snapshot version (None if nothing changed) and counts."""
+    """One commit of a run: its sequence number, the snapshot version (None if nothing
+    changed) and counts."""
 
+    sequence: int
     version: int | None
     upserted: int
     deleted: int
@@ -27,20 +33,70 @@ class CommitResult:
     retry_later: int = 0
 
 
+@dataclass
+class PendingCommit:
+    """What the next commit of a run writes."""
+
+    rows: pa.Table
+    failures: list[Failure]
+    deleted_keys: list[str]
+
+
+@dataclass
+class CommitBuffer:
+    """Deletions and shard results waiting for the next commit; due every ``every_files`` files
+    or ``every_seconds`` seconds (checked as shards finish: a commit never splits a shard)."""
+
+    every_files: int
+    every_seconds: float
+    rows: list[pa.Table] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+    files: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: ShardResult) -> None:
+        self.rows.append(result.rows)
+        self.failures.extend(result.failures)
+        self.files += result.rows.num_rows + len(result.failures)
+
+    def delete(self, keys: list[str]) -> None:
+        self.deleted_keys.extend(keys)
+        self.files += len(keys)
+
+    def due(self) -> bool:
+        if not self.files:
+            return False
+        return (
+            self.files >= self.every_files or time.monotonic() - self.started >= self.every_seconds
+        )
+
+    def take(self) -> PendingCommit:
+        """Everything buffered, as one commit; the buffer starts over."""
+        rows = pa.concat_tables(self.rows) if self.rows else SNAPSHOT_SCHEMA.empty_table()
+        pending = PendingCommit(rows, self.failures, self.deleted_keys)
+        self.rows, self.failures, self.deleted_keys = [], [], []
+        self.files, self.started = 0, time.monotonic()
+        return pending
+
+
 def commit_run(
-    results: Sequence[ShardResult],
-    deleted_keys: Sequence[str],
+    pending: PendingCommit,
     snapshot: SnapshotTable,
     quarantine: QuarantineTable,
     run_id: str,
+    sequence: int,
 ) -> CommitResult:
-    """Upsert the shards' rows and delete ``deleted_keys`` in one snapshot version; quarantine
-    the failures that are the inputs' fault (the others are left for the next run)."""
-    rows = pa.concat_tables([r.rows for r in results]) if results else SNAPSHOT_SCHEMA.empty_table()
-    failures = [f for r in results for f in r.failures]
-    bad_inputs = [f for f in failures if not f.retryable]
-    version = snapshot.commit(rows, deleted_keys, run_id)
+    """Upsert the rows and delete the keys as commit ``sequence`` of the run; quarantine the
+    failures that are the inputs' fault (the others are left for the next run)."""
+    bad_inputs = [f for f in pending.failures if not f.retryable]
+    version = snapshot.commit(pending.rows, pending.deleted_keys, run_id, sequence)
     quarantine.append(bad_inputs, run_id)
     return CommitResult(
-        version, rows.num_rows, len(deleted_keys), len(bad_inputs), len(failures) - len(bad_inputs)
+        sequence,
+        version,
+        pending.rows.num_rows,
+        len(pending.deleted_keys),
+        len(bad_inputs),
+        len(pending.failures) - len(bad_inputs),
     )

@@ -1,12 +1,28 @@
 """What an ingest run has to do: compare a listing with the latest snapshot (by etag) and the
-quarantine, and find new or changed files to embed and keys to delete."""
+quarantine, and find new or changed files to embed and keys to delete.
+
+Flat in the catalogue size: the listing streams into 16 spill files on local disk by the first
+hex digit of the key (the snapshot's partitions are the first two), then each group is joined
+with the snapshot rows of its 16 partitions in Arrow: no Python object per catalogued file, and
+memory for one sixteenth of the catalogue at a time. The files to embed are written, sorted by
+key, to a manifest the flow reads shard by shard; sorted so that consecutive shards and the
+commits that follow touch few partitions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.events.blob import parse_blob_url
+from tasks.storage.delta import UTC_MICROS
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import (
@@ -17,54 +33,221 @@ from tasks.storage.sources import (
     SourceReadError,
 )
 
+ITEM_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string()),
+        pa.field("uri", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("etag", pa.string()),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("last_modified", UTC_MICROS),
+        pa.field("metadata", pa.map_(pa.string(), pa.string())),
+    ]
+)
+_HEX = "0123456789abcdef"
+_SPILL_BATCH = 20_000  # listed items per Arrow batch written to the spill files
+_MANIFEST_BATCH = 1_024
+
 
 @dataclass
 class ChangePlan:
-    """What an ingest run has to do, from a listing and the current snapshot."""
+    """What an ingest run has to do: counts, and the files to embed and keys to delete, kept
+    in ``folder`` (removed with the plan object) and read back in batches."""
 
-    to_embed: list[AudioItem] = field(default_factory=list)
-    deleted_keys: list[str] = field(default_factory=list)
+    folder: Path
+    to_embed: int = 0
+    deleted: int = 0
     unchanged: int = 0
     skipped_quarantined: int = 0
+    #: unchanged files by the run that committed them (a resumed run's files show up here)
+    unchanged_by_run: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    @property
+    def listed(self) -> int:
+        return self.to_embed + self.unchanged + self.skipped_quarantined
+
+    def shards(self, size: int) -> Iterator[list[AudioItem]]:
+        """The files to embed, ``size`` at a time, in key order."""
+        shard: list[AudioItem] = []
+        for batch in _read_batches(self.folder / "to_embed.arrow"):
+            for row in batch.to_pylist():
+                shard.append(
+                    AudioItem(
+                        row["uri"],
+                        row["path"],
+                        row["etag"],
+                        row["size_bytes"],
+                        row["last_modified"],
+                        dict(row["metadata"] or []),
+                    )
+                )
+                if len(shard) == size:
+                    yield shard
+                    shard = []
+        if shard:
+            yield shard
+
+    def items(self) -> list[AudioItem]:
+        """Every file to embed at once (small plans, tests)."""
+        return [item for shard in self.shards(_MANIFEST_BATCH) for item in shard]
+
+    def deleted_key_batches(self, size: int) -> Iterator[list[str]]:
+        """The keys to delete, ``size`` at a time."""
+        keys: list[str] = []
+        for batch in _read_batches(self.folder / "deleted.arrow"):
+            keys.extend(batch.column("key").to_pylist())
+            while len(keys) >= size:
+                yield keys[:size]
+                keys = keys[size:]
+        if keys:
+            yield keys
+
+    def deleted_keys(self) -> list[str]:
+        """Every key to delete at once, sorted (small plans, tests)."""
+        return sorted(k for batch in self.deleted_key_batches(_MANIFEST_BATCH) for k in batch)
 
 
 def plan_changes(
     listing: Iterable[AudioItem],
-    current_etags: dict[str, str],
-    quarantined: set[tuple[str, str]],
+    snapshot: SnapshotTable,
+    quarantine: QuarantineTable,
+    uri_prefix: str = "",
     complete_listing: bool = True,
 ) -> ChangePlan:
     """New or changed items (by etag) to embed, and keys no longer listed to delete.
 
     An item that was quarantined with the same etag is not retried: re-running on unchanged
     input changes nothing. A new upload (new etag) of a quarantined file is tried again.
-    Deletions are only inferred from a ``complete_listing`` (a whole source, not a few blobs).
+    Deletions are only inferred from a ``complete_listing`` (a whole source, not a few blobs),
+    among the snapshot rows whose URI starts with ``uri_prefix`` (the source's own rows).
     """
-    plan = ChangePlan()
-    seen: set[str] = set()
-    for item in listing:
-        key = item.key
-        seen.add(key)
-        if current_etags.get(key) == item.etag:
-            plan.unchanged += 1
-        elif (key, item.etag) in quarantined:
-            plan.skipped_quarantined += 1
-        else:
-            plan.to_embed.append(item)
-    if complete_listing:
-        plan.deleted_keys = sorted(set(current_etags) - seen)
+    plan = ChangePlan(Path(tempfile.mkdtemp(prefix="audio-embeddings-plan-")))
+    groups = _spill_by_group(listing, plan.folder)
+    quarantined = quarantine.markers()
+    latest = snapshot.latest()
+    with (
+        _Writer(plan.folder / "to_embed.arrow", ITEM_SCHEMA) as to_embed,
+        _Writer(plan.folder / "deleted.arrow", pa.schema([("key", pa.string())])) as deleted,
+    ):
+        for group in _HEX:
+            if group not in groups and not complete_listing:
+                continue
+            spill = plan.folder / f"listed-{group}.arrow"
+            listed = _read_all(spill) if group in groups else ITEM_SCHEMA.empty_table()
+            current = latest.markers(
+                [group + digit for digit in _HEX], ("key", "etag", "run_id", "source_uri")
+            )
+            if uri_prefix:
+                current = current.filter(pc.starts_with(current["source_uri"], uri_prefix))
+            _plan_group(plan, listed, current, quarantined, to_embed, deleted, complete_listing)
+            del listed
+            spill.unlink(missing_ok=True)
     return plan
+
+
+def _plan_group(
+    plan: ChangePlan,
+    listed: pa.Table,
+    current: pa.Table,
+    quarantined: pa.Table,
+    to_embed: _Writer,
+    deleted: _Writer,
+    complete_listing: bool,
+) -> None:
+    """One key group: count the unchanged, write what to embed and what to delete."""
+    listed_markers = listed.select(["key", "etag"])
+    unchanged = listed_markers.join(
+        current.select(["key", "etag", "run_id"]), ["key", "etag"], join_type="inner"
+    )
+    plan.unchanged += unchanged.num_rows
+    for row in unchanged.group_by("run_id").aggregate([("key", "count")]).to_pylist():
+        run = row["run_id"] or ""
+        plan.unchanged_by_run[run] = plan.unchanged_by_run.get(run, 0) + row["key_count"]
+    changed = listed_markers.join(
+        current.select(["key", "etag"]), ["key", "etag"], join_type="left anti"
+    )
+    wanted = changed.join(quarantined, ["key", "etag"], join_type="left anti")
+    plan.skipped_quarantined += changed.num_rows - wanted.num_rows
+    rows = listed.filter(pc.is_in(listed["key"], wanted["key"])).sort_by("key")
+    to_embed.write(rows)
+    plan.to_embed += rows.num_rows
+    if complete_listing:
+        gone = current.select(["key"]).join(listed.select(["key"]), "key", join_type="left anti")
+        deleted.write(gone.sort_by("key"))
+        plan.deleted += gone.num_rows
+
+
+def _spill_by_group(listing: Iterable[AudioItem], folder: Path) -> set[str]:
+    """Stream the listing into one Arrow file per key group; return the groups written."""
+    writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
+    columns: dict[str, list] = {name: [] for name in ITEM_SCHEMA.names}
+
+    def flush() -> None:
+        batch = pa.RecordBatch.from_pydict(columns, schema=ITEM_SCHEMA)
+        groups = pc.utf8_slice_codeunits(batch.column("key"), 0, 1)
+        for group in pc.unique(groups).to_pylist():
+            if group not in writers:
+                writers[group] = pa.ipc.new_stream(folder / f"listed-{group}.arrow", ITEM_SCHEMA)
+            writers[group].write_batch(batch.filter(pc.equal(groups, group)))
+        for values in columns.values():
+            values.clear()
+
+    for item in listing:
+        for name, value in (
+            ("key", item.key),
+            ("uri", item.uri),
+            ("path", item.path),
+            ("etag", item.etag),
+            ("size_bytes", item.size_bytes),
+            ("last_modified", item.last_modified),
+            ("metadata", sorted(item.metadata.items())),
+        ):
+            columns[name].append(value)
+        if len(columns["key"]) == _SPILL_BATCH:
+            flush()
+    if columns["key"]:
+        flush()
+    for writer in writers.values():
+        writer.close()
+    return set(writers)
+
+
+class _Writer:
+    """An Arrow IPC stream file written batch by batch (created even when nothing is written)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+
+    def __enter__(self) -> _Writer:
+        self._writer = pa.ipc.new_stream(self.path, self.schema)
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.select(self.schema.names), _MANIFEST_BATCH)
+
+    def __exit__(self, *exc: object) -> None:
+        self._writer.close()
+
+
+def _read_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    with pa.memory_map(str(path)) as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def _read_all(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_stream(source).read_all()
 
 
 def plan_source(
     source: AudioSource, snapshot: SnapshotTable, quarantine: QuarantineTable
 ) -> ChangePlan:
     """The plan for a whole source: its listing against the snapshot rows it owns."""
-    return plan_changes(
-        source.list_items(),
-        snapshot.current_etags(source.item_uri_prefix),
-        quarantine.quarantined(),
-    )
+    return plan_changes(source.list_items(), snapshot, quarantine, source.item_uri_prefix)
 
 
 def container_of(blob_urls: Sequence[str]) -> tuple[str, str]:
@@ -102,7 +285,5 @@ def plan_blobs(
             items.append(source.item(parse_blob_url(url)[2]))
         except SourceReadError as error:
             skipped.append(str(error))
-    plan = plan_changes(
-        items, snapshot.current_etags(), quarantine.quarantined(), complete_listing=False
-    )
+    plan = plan_changes(items, snapshot, quarantine, complete_listing=False)
     return plan, skipped

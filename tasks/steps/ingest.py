@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.ingest.commit import CommitResult, commit_run
+from tasks.ingest.commit import CommitResult, PendingCommit, commit_run
 from tasks.ingest.plan import ChangePlan, container_of, plan_blobs, plan_source
+from tasks.ingest.runs import unfinished_runs
 from tasks.ingest.shard import ShardResult, embed_shard
 from tasks.model.embedder import load_embedder
 from tasks.resources import (
@@ -30,9 +31,9 @@ def plan_ingest(source_uri: str, settings: Settings) -> ChangePlan:
     get_run_logger().info(
         "%s: %d to embed, %d unchanged, %d deleted, %d skipped (quarantined, unchanged)",
         source_uri,
-        len(plan.to_embed),
+        plan.to_embed,
         plan.unchanged,
-        len(plan.deleted_keys),
+        plan.deleted,
         plan.skipped_quarantined,
     )
     return plan
@@ -51,6 +52,13 @@ def plan_blob_batch(blob_urls: Sequence[str], settings: Settings) -> tuple[str, 
     for reason in skipped:
         get_run_logger().warning("skipped %s", reason)
     return source_uri, plan
+
+
+@task(name="count-resumed", cache_policy=NO_CACHE)
+def count_resumed(unchanged_by_run: dict[str, int]) -> int:
+    """Unchanged files that were committed by runs that did not complete (killed, crashed,
+    failed, cancelled): the work this run resumes instead of redoing."""
+    return sum(unchanged_by_run.get(run, 0) for run in unfinished_runs(unchanged_by_run))
 
 
 # No retries: a file's read failures are already retried by the storage SDK and then left for
@@ -77,12 +85,18 @@ def embed_shard_task(
 
 @task(name="commit-snapshot", cache_policy=NO_CACHE)
 def commit_snapshot(
-    results: Sequence[ShardResult], deleted_keys: Sequence[str], settings: Settings, run_id: str
+    pending: PendingCommit, settings: Settings, run_id: str, sequence: int
 ) -> CommitResult:
-    """Write the run's rows and deletions as one snapshot version; record its failures."""
+    """Write rows and deletions as commit ``sequence`` of the run; record its failures."""
     committed = commit_run(
-        results, deleted_keys, snapshot_table(settings), quarantine_table(settings), run_id
+        pending, snapshot_table(settings), quarantine_table(settings), run_id, sequence
     )
     if committed.version is not None:
-        get_run_logger().info("snapshot version %d committed", committed.version)
+        get_run_logger().info(
+            "commit %d: snapshot version %d (%d upserted, %d deleted)",
+            sequence,
+            committed.version,
+            committed.upserted,
+            committed.deleted,
+        )
     return committed

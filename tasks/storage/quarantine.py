@@ -69,7 +69,6 @@ class QuarantineTable:
         """Every quarantine record."""
         return read_or_empty(self.uri, QUARANTINE_SCHEMA, self.storage_options)
 
-    def quarantined(self) -> set[tuple[str, str]]:
-        """(key, etag) pairs already quarantined."""
-        data = read_or_empty(self.uri, QUARANTINE_SCHEMA, self.storage_options, ["key", "etag"])
-        return set(zip(data["key"].to_pylist(), data["etag"].to_pylist(), strict=True))
+    def markers(self) -> pa.Table:
+        """(key, etag) of every quarantined input: an input is skipped while its etag is here."""
+        return read_or_empty(self.uri, QUARANTINE_SCHEMA, self.storage_options, ["key", "etag"])

@@ -58,9 +58,12 @@ def data_dir(tmp_path: Path, checkpoint: Path) -> dict[str, str]:
     }
 
 
-def _commit_catalogue(folder: Path, snapshot: SnapshotTable, embedder: PannsEmbedder) -> None:
+def _commit_catalogue(
+    folder: Path, snapshot: SnapshotTable, embedder: PannsEmbedder, run_id: str = "r1"
+) -> None:
     source = LocalSource(folder)
-    snapshot.commit(embed_shard(list(source.list_items()), source, embedder, "r").rows, [], "r")
+    rows = embed_shard(list(source.list_items()), source, embedder, run_id).rows
+    snapshot.commit(rows, [], run_id)
 
 
 def test_ingest_of_a_missing_folder(data_dir: dict[str, str], tmp_path: Path) -> None:
@@ -121,7 +124,7 @@ def test_refresh_of_an_index_built_with_other_vector_settings(
         built = SearchServiceSettings(search_endpoint=url, search_api_key=service.api_key)
         AzureSearchIndex(built, "audio-embeddings").apply(snapshot.diff(None), snapshot.uri)
         samples.write(catalogue / "later.wav", samples.chirp(2.0, 16_000), 16_000)
-        _commit_catalogue(catalogue, snapshot, embedder)  # a new version to apply
+        _commit_catalogue(catalogue, snapshot, embedder, "r2")  # a new version to apply
         env = {
             **data_dir,
             "AUDIO_EMBEDDINGS_SNAPSHOT_URI": snapshot.uri,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tasks.audio import samples
@@ -15,6 +16,7 @@ from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import LocalSource
+from tests.snapshot_rows import rows_for, synthetic_items
 
 
 @pytest.fixture
@@ -85,57 +87,33 @@ def test_query_vector_of_the_wrong_size_is_refused(filled) -> None:
         index.search(np.zeros(10, dtype=np.float32))
 
 
-def _synthetic_diff(count: int, start: int, version: int, seed: int):
-    from datetime import UTC, datetime
-
-    import pyarrow as pa
-
-    from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotDiff
-
+def _commit_synthetic(snapshot: SnapshotTable, count: int, start: int, seed: int):
+    """Commit ``count`` rows of clustered non-negative vectors; return the diff and vectors."""
+    items = synthetic_items(start + count)[start:]
+    rows = rows_for(items, f"r{seed}", seed=seed)
     rng = np.random.default_rng(seed)
     centres = np.maximum(rng.normal(0, 1, (20, EMBEDDING_SIZE)), 0)
     vectors = np.maximum(
         centres[rng.integers(0, 20, count)] + rng.normal(0, 0.3, (count, EMBEDDING_SIZE)), 0
-    )
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "key": f"k{start + i:05d}",
-            "source_uri": f"file:///x/{start + i}.wav",
-            "path": f"x/{start + i}.wav",
-            "etag": "e",
-            "size_bytes": 1,
-            "last_modified": now,
-            "metadata": [],
-            "duration_seconds": 1.0,
-            "sample_rate": 16_000,
-            "channels": 1,
-            "num_windows": 1,
-            "embedding": vectors[i].astype(np.float32),
-            "labels": ["x"],
-            "label_scores": [0.5],
-            "model": "Cnn14",
-            "checkpoint_sha256": "x",
-            "run_id": "r",
-            "ingested_at": now,
-        }
-        for i in range(count)
-    ]
-    return SnapshotDiff(
-        None, version, pa.Table.from_pylist(rows, schema=SNAPSHOT_SCHEMA), []
-    ), vectors
+    ).astype(np.float32)
+    embedding = pa.array(list(vectors), rows.schema.field("embedding").type)
+    rows = rows.set_column(rows.column_names.index("embedding"), "embedding", embedding)
+    before = snapshot.version()
+    snapshot.commit(rows, [], f"r{seed}")
+    return snapshot.diff(before), vectors, items
 
 
 def test_ann_index_is_built_past_the_threshold_and_still_finds_new_rows(tmp_path: Path) -> None:
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
     index = LanceDBIndex(str(tmp_path / "ann"), ann_min_rows=600, nprobes=16, refine_factor=20)
-    small, _ = _synthetic_diff(300, 0, 1, seed=1)
-    index.apply(small, "snap")
+    small, _, _ = _commit_synthetic(snapshot, 300, 0, seed=1)
+    index.apply(small, snapshot.uri)
     assert not index.has_ann_index()  # below the threshold: exact search
-    more, vectors = _synthetic_diff(400, 300, 2, seed=2)
-    index.apply(more, "snap")
+    more, vectors, items = _commit_synthetic(snapshot, 400, 300, seed=2)
+    index.apply(more, snapshot.uri)
     assert index.has_ann_index() and index.count() == 700
-    hits = index.search(vectors[5].astype(np.float32), k=5)
-    assert hits[0].key == "k00305" and hits[0].score == pytest.approx(1.0, abs=1e-3)
-    late, late_vectors = _synthetic_diff(10, 1000, 3, seed=3)  # after the index was built
-    index.apply(late, "snap")
-    assert index.search(late_vectors[0].astype(np.float32), k=1)[0].key == "k01000"
+    hits = index.search(vectors[5], k=5)
+    assert hits[0].key == items[5].key and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    late, late_vectors, late_items = _commit_synthetic(snapshot, 10, 1000, seed=3)
+    index.apply(late, snapshot.uri)  # rows added after the index was built are found too
+    assert index.search(late_vectors[0], k=1)[0].key == late_items[0].key

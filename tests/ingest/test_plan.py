@@ -1,4 +1,5 @@
-"""Planning an ingest: new, changed and deleted files by etag, quarantined files skipped."""
+"""Planning an ingest: new, changed and deleted files by etag, quarantined files skipped; the
+plan streams through spill files and comes back in key order, shard by shard."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from tasks.ingest.plan import container_of, plan_changes
+from tasks.storage.quarantine import Failure, QuarantineTable
+from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import InvalidSourceError, LocalSource
+from tests.snapshot_rows import rows_for, synthetic_items
 
 
 def test_plan_finds_new_changed_deleted_and_skips_quarantined(
@@ -15,25 +19,65 @@ def test_plan_finds_new_changed_deleted_and_skips_quarantined(
 ) -> None:
     source = LocalSource(catalogue)
     items = {i.path: i for i in source.list_items()}
-    current = {items[p].key: items[p].etag for p in ["tones/a440.wav", "noise/white.ogg"]}
-    current[items["tones/a440.wav"].key] = "old-etag"
-    current["gone-key"] = "e"
-    quarantined = {(items["sweeps/chirp.mp3"].key, items["sweeps/chirp.mp3"].etag)}
-    plan = plan_changes(items.values(), current, quarantined)
-    assert sorted(i.path for i in plan.to_embed) == [
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    known = [items["tones/a440.wav"], items["noise/white.ogg"]]
+    gone = synthetic_items(1, prefix=source.uri)[0]
+    elsewhere = synthetic_items(1, prefix="file:///another/source")[0]
+    snapshot.commit(
+        rows_for([*known, gone, elsewhere], "r0", etags=["old-etag", known[1].etag, "e", "e"]),
+        [],
+        "r0",
+    )
+    quarantine = QuarantineTable(str(tmp_path / "q"))
+    quarantine.append([Failure(items["sweeps/chirp.mp3"], "not_audio", "bad")], "r0")
+
+    plan = plan_changes(items.values(), snapshot, quarantine, source.item_uri_prefix)
+    assert sorted(i.path for i in plan.items()) == [
         "machines/ticker.wav",
         "tones/a220.flac",
         "tones/a440.wav",
     ]
-    assert plan.unchanged == 1 and plan.skipped_quarantined == 1
-    assert plan.deleted_keys == ["gone-key"]
+    assert (plan.to_embed, plan.unchanged, plan.skipped_quarantined) == (3, 1, 1)
+    assert plan.deleted_keys() == [gone.key]  # not the other source's row
+    assert plan.unchanged_by_run == {"r0": 1}
+    assert plan.listed == 5
 
 
-def test_a_partial_listing_deletes_nothing(catalogue: Path) -> None:
+def test_a_partial_listing_deletes_nothing(tmp_path: Path, catalogue: Path) -> None:
     items = list(LocalSource(catalogue).list_items())
-    current = {"gone-key": "e", **{i.key: i.etag for i in items}}
-    plan = plan_changes(items[:1], current, set(), complete_listing=False)
-    assert plan.deleted_keys == [] and plan.unchanged == 1 and plan.to_embed == []
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    snapshot.commit(rows_for([*items, *synthetic_items(3)], "r0"), [], "r0")
+    plan = plan_changes(
+        items[:1], snapshot, QuarantineTable(str(tmp_path / "q")), complete_listing=False
+    )
+    assert plan.deleted_keys() == [] and plan.unchanged == 1 and plan.to_embed == 0
+
+
+def test_a_large_plan_comes_back_in_key_order_shard_by_shard(tmp_path: Path) -> None:
+    items = synthetic_items(2_500)
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    snapshot.commit(rows_for(items[:500], "r0"), [], "r0")
+    plan = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q")))
+    shards = list(plan.shards(300))
+    assert [len(s) for s in shards] == [300] * 6 + [200]
+    keys = [item.key for shard in shards for item in shard]
+    assert keys == sorted(keys) and set(keys) == {i.key for i in items[500:]}
+    assert plan.unchanged == 500 and plan.deleted == 0
+    first = shards[0][0]
+    original = next(i for i in items if i.key == first.key)
+    assert first == original and first.last_modified == original.last_modified
+
+
+def test_the_plan_files_go_away_with_the_plan(tmp_path: Path) -> None:
+    plan = plan_changes(
+        synthetic_items(10),
+        SnapshotTable(str(tmp_path / "s")),
+        QuarantineTable(str(tmp_path / "q")),
+    )
+    folder = plan.folder
+    assert folder.is_dir()
+    del plan
+    assert not folder.exists()
 
 
 def test_a_batch_of_blobs_must_share_one_container_and_be_blob_urls() -> None:

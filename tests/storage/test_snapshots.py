@@ -115,7 +115,7 @@ def test_a_script_that_reads_a_snapshot_exits_cleanly(
         "import sys\n"
         "from tasks.storage.snapshots import SnapshotTable, read_snapshot\n"
         "table = SnapshotTable(sys.argv[1])\n"
-        "print(len(table.current_etags()), table.read(columns=['key', 'path']).num_rows,\n"
+        "print(table.markers().num_rows, table.read(columns=['key', 'path']).num_rows,\n"
         "      table.diff(None).upserts.num_rows,\n"
         "      len(read_snapshot(sys.argv[1], columns=['key'])))\n"
     )
