@@ -17,6 +17,7 @@ that is what an index refresh applies, streaming.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -63,6 +64,7 @@ SNAPSHOT_SCHEMA = pa.schema(
     ]
 )
 
+_log = logging.getLogger(__name__)
 EMBEDDING_TYPE = pa.list_(pa.float32(), EMBEDDING_SIZE)
 PARTITION_COLUMN = "key_prefix"
 #: Hex digits of the key that name its partition: 2 -> 256 partitions.
@@ -279,6 +281,13 @@ class SnapshotTable:
             stop=stop_after_attempt(COMMIT_ATTEMPTS),
             wait=wait_random_exponential(multiplier=0.2, max=10),
             retry=retry_if_exception_type(CommitFailedError),
+            before_sleep=lambda state: _log.warning(
+                "commit %d of run %s conflicted with a concurrent writer (try %d); retrying "
+                "against the new version",
+                sequence,
+                run_id,
+                state.attempt_number,
+            ),
             reraise=True,
         )
         for attempt in retrying:
