@@ -210,6 +210,27 @@ def refresh_index(
         )
 
 
+@app.command()
+def maintain(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; list what vacuum would delete")
+    ] = False,
+    retention_hours: Annotated[
+        int | None,
+        typer.Option(min=0, help="Vacuum unreferenced files older than this (h; default 168)"),
+    ] = None,
+) -> None:
+    """Compact, vacuum and checkpoint the tables; compact the LanceDB index."""
+    from flows.maintain import maintain as maintain_flow
+
+    for table in maintain_flow(dry_run=dry_run, retention_hours=retention_hours):
+        verb = "would delete" if dry_run else "deleted"
+        console.print(
+            f"{table.uri}: {table.files_before} -> {table.files_after} files, "
+            f"vacuum {verb} {len(table.vacuumed)}"
+        )
+
+
 @app.command("make-random-checkpoint")
 def make_random_checkpoint(
     path: Annotated[Path, typer.Argument(help="Where to write the .pth file")],

@@ -22,6 +22,7 @@ from tasks.ingest.commit import CommitResult
 from tasks.ingest.plan import ChangePlan
 from tasks.model.checkpoint import ResolvedCheckpoint
 from tasks.storage.quarantine import Failure
+from tasks.storage.upkeep import TableUpkeep
 
 RANDOM_WEIGHTS_WARNING = (
     "NOT the official Cnn14 checkpoint: embeddings, scores and labels carry no meaning."
@@ -305,4 +306,45 @@ def publish_scan_report(report: str, anomalies: int, scored: int) -> None:
     """The scan report as a markdown artifact (key ``anomaly-scan``)."""
     create_markdown_artifact(
         report, key="anomaly-scan", description=f"{anomalies} anomalies in {scored} clips"
+    )
+
+
+def upkeep_report(
+    tables: Sequence[TableUpkeep], index: dict[str, int] | None, dry_run: bool
+) -> str:
+    """The markdown report of a maintain run: files per table before and after, what vacuum
+    deleted (or would delete), the checkpoint, and the index."""
+    lines = [
+        "# Table upkeep" + (" (dry run: nothing changed)" if dry_run else ""),
+        "",
+        "| table | version | files before | files after | compacted | vacuumed | checkpoint |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {t.uri} | {t.version_before} | {t.files_before} | {t.files_after} | "
+            f"{t.files_compacted} | {len(t.vacuumed)}{' (would be)' if dry_run else ''} | "
+            f"{t.checkpoint_version if t.checkpoint_version is not None else '-'} |"
+            for t in tables
+        ),
+    ]
+    if index:
+        lines += ["", "LanceDB index: " + ", ".join(f"{k} {v}" for k, v in index.items())]
+    for table in tables:
+        if table.vacuumed:
+            shown = table.vacuumed[:50]
+            lines += [
+                "",
+                f"## Files vacuum {'would delete' if dry_run else 'deleted'}: {table.uri}",
+            ]
+            lines += [f"- {name}" for name in shown]
+            if len(table.vacuumed) > len(shown):
+                lines.append(f"- ... and {len(table.vacuumed) - len(shown)} more")
+    return "\n".join(lines)
+
+
+def publish_upkeep_report(report: str, tables: int, dry_run: bool) -> None:
+    """The upkeep report as a markdown artifact (key ``table-upkeep``)."""
+    create_markdown_artifact(
+        report,
+        key="table-upkeep",
+        description=f"{'Dry run over' if dry_run else 'Upkeep of'} {tables} tables",
     )

@@ -167,6 +167,12 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     # 10,000 on a 50,000-row table here) and overlaps with the shards still embedding. A row
     # holds about 9.2 KB, so 10,000 files bound the rows waiting in memory to about 90 MB, and
     # 60 s bounds the work a killed run loses on a CPU (on a GPU, the files bound it first).
+    vacuum_retention_hours: int = Field(
+        168,
+        ge=0,
+        description="Table upkeep deletes unreferenced files older than this (h); files the index "
+        "and anomaly scans still diff from are kept whatever their age",
+    )
     commit_every_files: int = Field(
         10_000, gt=0, description="Commit a snapshot version after this many embedded files"
     )

@@ -50,14 +50,16 @@ class AnomalyStore:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
         self.uri = uri.rstrip("/")
         self.storage_options = storage_options
+        self.results_uri = f"{self.uri}/results"
+        self.calibrations_uri = f"{self.uri}/calibrations"
 
     def results(self) -> pa.Table:
         """Every stored scan result."""
-        return read_or_empty(f"{self.uri}/results", RESULTS_SCHEMA, self.storage_options)
+        return read_or_empty(self.results_uri, RESULTS_SCHEMA, self.storage_options)
 
     def calibrations(self) -> pa.Table:
         """Every stored calibration."""
-        return read_or_empty(f"{self.uri}/calibrations", CALIBRATIONS_SCHEMA, self.storage_options)
+        return read_or_empty(self.calibrations_uri, CALIBRATIONS_SCHEMA, self.storage_options)
 
     def latest_calibration(self, group: str, fingerprint: str) -> Calibration | None:
         """The stored calibration of this exact reference, if any (no recalibration needed)."""
@@ -78,7 +80,7 @@ class AnomalyStore:
             "calibrated_at": datetime.now(UTC),
         }
         write_deltalake(
-            f"{self.uri}/calibrations",
+            self.calibrations_uri,
             pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA),
             mode="append",
             storage_options=self.storage_options,
@@ -95,7 +97,7 @@ class AnomalyStore:
             for s in scores
         ]
         write_deltalake(
-            f"{self.uri}/results",
+            self.results_uri,
             pa.Table.from_pylist(rows, RESULTS_SCHEMA),
             mode="append",
             storage_options=self.storage_options,

@@ -31,3 +31,13 @@ def save_cursor(name: str, value: Any, tags: list[str]) -> None:
     from prefect.variables import Variable
 
     Variable.set(name, value, overwrite=True, tags=["audio-embeddings", *tags])
+
+
+def cursor_values(kind: str) -> list[Any]:
+    """The stored values of every cursor of ``kind`` (e.g. the snapshot versions the anomaly
+    scans will diff from next, which table upkeep must keep readable)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        variables = client.read_variables()
+    return [v.value for v in variables if v.name.startswith(f"{kind}_")]

@@ -20,7 +20,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -315,6 +315,10 @@ class AzureSearchIndex:
             )
             for r in results
         ]
+
+    def maintain(self, retention: timedelta, dry_run: bool = False) -> None:
+        """Nothing to do: the service compacts its own storage."""
+        return None
 
     @_reaching_service
     def count(self) -> int:

@@ -8,6 +8,7 @@ filter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 import numpy as np
@@ -66,6 +67,10 @@ class VectorIndex(Protocol):
 
     def count(self) -> int:
         """Documents in the index."""
+        ...
+
+    def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int] | None:
+        """Upkeep of the index's storage (None where the service does its own)."""
         ...
 
 

@@ -191,6 +191,24 @@ class LanceDBIndex:
     def count(self) -> int:
         return self._open(self.name, INDEX_SCHEMA).count_rows()
 
+    def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int]:
+        """Compact the table's fragments, fold new rows into its ANN index, and remove
+        versions older than ``retention``; returns fragments and versions before and after."""
+        table = self._open(self.name, INDEX_SCHEMA)
+        before = {
+            "fragments_before": table.stats()["fragment_stats"]["num_fragments"],
+            "versions_before": len(table.list_versions()),
+        }
+        if dry_run:
+            return before
+        for maintained in (table, self._open(f"{self.name}_state", STATE_SCHEMA)):
+            maintained.optimize(cleanup_older_than=retention)
+        return {
+            **before,
+            "fragments_after": table.stats()["fragment_stats"]["num_fragments"],
+            "versions_after": len(table.list_versions()),
+        }
+
     def document_keys(self) -> set[str]:
         """Every document key (for checks that the index equals a snapshot)."""
         table = self._open(self.name, INDEX_SCHEMA)

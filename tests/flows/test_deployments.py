@@ -62,6 +62,7 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
         "anomaly-scan",
         "search",
         "refresh-index",
+        "weekly-maintain",
     }
     assert expected <= set(deployments)
     nightly = deployments["nightly-ingest"]
@@ -72,6 +73,8 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
     scan = deployments["anomaly-scan"]
     assert [s.schedule.cron for s in scan.schedules] == ["0 * * * *"]
     assert scan.parameters["reference_prefix"] == "pump-07/normal/"
+    upkeep = deployments["weekly-maintain"]
+    assert [s.schedule.cron for s in upkeep.schedules] == ["0 3 * * 0"]
     sensor = deployments["blob-sensor"]
     assert [s.active for s in sensor.schedules] == [False]
     # The UI renders forms from these schemas: typed, and every field says what it means.

@@ -1,0 +1,71 @@
+"""The steps of the maintain flow: what must stay readable, then upkeep of each table and of
+the LanceDB index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.events.cursors import cursor_values
+from tasks.resources import (
+    anomaly_store,
+    open_index,
+    quarantine_table,
+    snapshot_table,
+    table_storage_options,
+)
+from tasks.settings import Settings
+from tasks.storage.upkeep import TableUpkeep, maintain_table
+
+
+@task(name="versions-to-keep", cache_policy=NO_CACHE)
+def versions_to_keep(settings: Settings) -> list[int]:
+    """Snapshot versions that later runs diff from: the one the index reflects, and the ones the
+    anomaly scans last scanned."""
+    snapshot = snapshot_table(settings)
+    keep = [v for v in cursor_values("anomaly_scan") if isinstance(v, int)]
+    reflected = open_index(settings).reflected_version(snapshot.uri)
+    if reflected is not None:
+        keep.append(reflected)
+    return sorted(set(keep))
+
+
+@task(name="maintain-tables", cache_policy=NO_CACHE)
+def maintain_tables(settings: Settings, keep: list[int], dry_run: bool) -> list[TableUpkeep]:
+    """Compact, vacuum and checkpoint the snapshot, quarantine and anomaly tables."""
+    anomaly = anomaly_store(settings)
+    uris = [
+        (snapshot_table(settings).uri, keep),
+        (quarantine_table(settings).uri, []),
+        (anomaly.results_uri, []),
+        (anomaly.calibrations_uri, []),
+    ]
+    done = []
+    for uri, versions in uris:
+        upkeep = maintain_table(
+            uri,
+            table_storage_options(uri, settings),
+            settings.vacuum_retention_hours,
+            versions,
+            dry_run,
+        )
+        if upkeep is not None:
+            get_run_logger().info(
+                "%s: %d -> %d files, %d unreferenced files %s",
+                uri,
+                upkeep.files_before,
+                upkeep.files_after,
+                len(upkeep.vacuumed),
+                "would be deleted" if dry_run else "deleted",
+            )
+            done.append(upkeep)
+    return done
+
+
+@task(name="maintain-index", cache_policy=NO_CACHE)
+def maintain_index(settings: Settings, dry_run: bool) -> dict[str, int] | None:
+    """Compact the LanceDB index and drop its old versions (Azure AI Search needs nothing)."""
+    retention = timedelta(hours=settings.vacuum_retention_hours)
+    return open_index(settings).maintain(retention, dry_run)
