@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from flows.temporary_server import prefect_api
 from tasks.audio.decode import decode as decode_audio
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
@@ -144,14 +145,15 @@ def ingest(
     address = dask_address or Settings().dask_address
     if address:
         ingest_flow = on_dask(ingest_flow, address)
-    summary = ingest_flow(
-        source=source,
-        snapshot_uri=snapshot,
-        index_uri=index,
-        checkpoint_path=str(checkpoint) if checkpoint else None,
-        shard_size=shard_size,
-        refresh_index=not no_index,
-    )
+    with prefect_api():
+        summary = ingest_flow(
+            source=source,
+            snapshot_uri=snapshot,
+            index_uri=index,
+            checkpoint_path=str(checkpoint) if checkpoint else None,
+            shard_size=shard_size,
+            refresh_index=not no_index,
+        )
     console.print(ingest_table(summary))
     for failure in summary.failures:
         verdict = "will retry" if failure["retryable"] == "true" else "quarantined"
@@ -177,14 +179,15 @@ def search(
     from tasks.reports import search_table
 
     _preflight(checkpoint, query)
-    hits = search_flow(
-        query=str(query),
-        top=top,
-        path_prefix=path_prefix,
-        labels=label,
-        index_uri=index,
-        checkpoint_path=str(checkpoint) if checkpoint else None,
-    )
+    with prefect_api():
+        hits = search_flow(
+            query=str(query),
+            top=top,
+            path_prefix=path_prefix,
+            labels=label,
+            index_uri=index,
+            checkpoint_path=str(checkpoint) if checkpoint else None,
+        )
     console.print(search_table(str(query), hits))
 
 
@@ -198,9 +201,10 @@ def refresh_index(
     """Apply the snapshot changes since the version the index reflects."""
     from flows.refresh_index import refresh_index as refresh_flow
 
-    result = refresh_flow(
-        snapshot_uri=snapshot, index_uri=index, rebuild=rebuild, drop_old=drop_old
-    )
+    with prefect_api():
+        result = refresh_flow(
+            snapshot_uri=snapshot, index_uri=index, rebuild=rebuild, drop_old=drop_old
+        )
     if result is None:
         console.print("no snapshot yet: nothing to index")
     else:
@@ -223,7 +227,9 @@ def maintain(
     """Compact, vacuum and checkpoint the tables; compact the LanceDB index."""
     from flows.maintain import maintain as maintain_flow
 
-    for table in maintain_flow(dry_run=dry_run, retention_hours=retention_hours):
+    with prefect_api():
+        tables = maintain_flow(dry_run=dry_run, retention_hours=retention_hours)
+    for table in tables:
         verb = "would delete" if dry_run else "deleted"
         console.print(
             f"{table.uri}: {table.files_before} -> {table.files_after} files, "
@@ -291,8 +297,9 @@ def demo(
         )
         if not checkpoint.exists():
             write_random_checkpoint(checkpoint)
-    ingest(source=str(samples_dir), checkpoint=checkpoint)
-    search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
+    with prefect_api():  # one temporary server for both
+        ingest(source=str(samples_dir), checkpoint=checkpoint)
+        search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
 
 
 Neighbours = Annotated[int, typer.Option(min=1, help="Reference windows averaged per score (k)")]
@@ -343,18 +350,19 @@ def anomaly_scan(
     if not reference_prefix and not reference_metadata:
         raise typer.BadParameter("give --reference-prefix or --reference-metadata KEY=VALUE")
     pairs = [item.split("=", 1) for item in reference_metadata or []]
-    summary = scan_flow(
-        reference_prefix=reference_prefix,
-        reference_metadata=dict(pairs) or None,
-        group_pattern=group_pattern,
-        group_metadata_key=group_metadata_key,
-        paths=path,
-        k=k,
-        quantile=quantile,
-        threshold=threshold,
-        window_seconds=window_seconds,
-        hop_seconds=window_seconds / 2,
-    )
+    with prefect_api():
+        summary = scan_flow(
+            reference_prefix=reference_prefix,
+            reference_metadata=dict(pairs) or None,
+            group_pattern=group_pattern,
+            group_metadata_key=group_metadata_key,
+            paths=path,
+            k=k,
+            quantile=quantile,
+            threshold=threshold,
+            window_seconds=window_seconds,
+            hop_seconds=window_seconds / 2,
+        )
     console.print(
         f"scanned {summary.scanned} clips: {summary.anomalies} anomalous "
         f"(thresholds {summary.thresholds}); details in the anomaly-scan artifact"
