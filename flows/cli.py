@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,6 +125,45 @@ def _metadata_pairs(values: list[str] | None) -> list[str] | None:
     return values
 
 
+@contextmanager
+def _ingest_progress_bar() -> Iterator[None]:
+    """A terminal bar for the ingest run in this process: files embedded of the total,
+    files/s, ETA, and how many are committed (safe from a kill) so far."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from tasks.reports import IngestProgress, watching_ingest
+
+    columns = (
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} files/s"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[committed]:,} committed in {task.fields[commits]} version(s)"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("ingest", total=None, rate=0.0, committed=0, commits=0)
+
+        def show(progress: IngestProgress) -> None:
+            bar.update(
+                task,
+                total=progress.total,
+                completed=progress.done,
+                rate=progress.files_per_second,
+                committed=progress.committed,
+                commits=progress.commits,
+            )
+
+        with watching_ingest(show):
+            yield
+
+
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Folder of audio files, or az://container/prefix")],
@@ -145,7 +186,7 @@ def ingest(
     address = dask_address or Settings().dask_address
     if address:
         ingest_flow = on_dask(ingest_flow, address)
-    with prefect_api():
+    with prefect_api(), _ingest_progress_bar():
         summary = ingest_flow(
             source=source,
             snapshot_uri=snapshot,

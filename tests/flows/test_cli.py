@@ -30,6 +30,9 @@ def test_ingest_and_search_print_readable_tables(catalogue: Path, checkpoint: Pa
     assert ingested.exit_code == 0, ingested.output
     assert _cell(ingested.output, "embedded") == "5"
     assert _cell(ingested.output, "snapshot version") == "1"
+    # the terminal bar ends with every file embedded and committed
+    bar = next(line for line in ingested.output.splitlines() if line.startswith("embedding"))
+    assert "5/5" in bar and "5 committed in 1 version(s)" in bar
     found = runner.invoke(
         app,
         [
