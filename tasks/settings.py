@@ -163,18 +163,19 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         description="Shards submitted ahead of the results (bounds memory; on Dask set it to "
         "about twice the workers)",
     )
-    # Measured: a commit costs about 1 s whatever its size (0.9 s for 100 rows, 1.5 s for
-    # 10,000 on a 50,000-row table here) and overlaps with the shards still embedding. A row
-    # holds about 9.2 KB, so 10,000 files bound the rows waiting in memory to about 90 MB, and
-    # 60 s bounds the work a killed run loses on a CPU (on a GPU, the files bound it first).
     vacuum_retention_hours: int = Field(
         168,
         ge=0,
         description="Table upkeep deletes unreferenced files older than this (h); files the index "
         "and anomaly scans still diff from are kept whatever their age",
     )
+    # Measured here: a commit takes about 1 s whatever its size (0.9 s for 100 rows, 1.5 s for
+    # 10,000, on a 50,000-row table) and overlaps with the shards still embedding, but delta-rs'
+    # MERGE needs about 100 KB of memory per committed row (a 10,000-row commit: +1 GB). 2,000
+    # files keep a commit near 200 MB; a shard is never split, so a 4,096-file GPU shard commits
+    # 4,096 (+400 MB). 60 s bound the work a killed CPU run loses (on a GPU, the files do).
     commit_every_files: int = Field(
-        10_000, gt=0, description="Commit a snapshot version after this many embedded files"
+        2_000, gt=0, description="Commit a snapshot version after this many embedded files"
     )
     commit_every_seconds: float = Field(
         60.0, gt=0, description="... or after this many seconds, whichever comes first (s)"

@@ -81,6 +81,9 @@ class LanceDBIndex:
         return None
 
     def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+        if diff.from_version is None:  # a first fill: one streamed write, no key matching
+            self.rebuild(diff, snapshot_uri)
+            return RefreshResult(None, diff.to_version, self.count(), 0)
         table = self._open(self.name, INDEX_SCHEMA)
         upserted = deleted = 0
         for batch in diff.batches():  # one batch of partitions at a time: memory stays flat

@@ -12,7 +12,7 @@ a crash. ``to_pyarrow_table(columns=...)`` did it every time, two threaded datas
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -56,6 +56,26 @@ def scan(
     return data.to_table(
         columns=list(columns) if columns else None, filter=where, use_threads=False
     )
+
+
+def scan_batches(
+    data: ds.Dataset,
+    columns: Sequence[str] | None,
+    where: ds.Expression | None,
+    batch_size: int,
+) -> Iterator[pa.RecordBatch]:
+    """``scan``, a batch of at most ``batch_size`` rows at a time, without read-ahead."""
+    scanner = data.scanner(
+        columns=list(columns) if columns else None,
+        filter=where,
+        batch_size=batch_size,
+        batch_readahead=0,
+        fragment_readahead=0,
+        use_threads=False,
+    )
+    for batch in scanner.to_batches():
+        if batch.num_rows:
+            yield batch
 
 
 def read_table(table: DeltaTable, columns: Sequence[str] | None = None) -> pa.Table:
