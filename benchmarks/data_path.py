@@ -208,8 +208,8 @@ def phase_large_table(files: int, workdir: str) -> dict:
 
 
 def phase_upkeep(workdir: str, rows: int = 10_000, commits: int = 500) -> dict:
-    """Plan time on a fresh ``rows``-row table, after ``commits`` one-file commits (what a day
-    of event-triggered bursts leaves), and after the maintain flow."""
+    """Plan time on a fresh ``rows``-row table, after ``commits`` one-file commits of new files
+    (what a day of event-triggered bursts of uploads leaves), and after the maintain flow."""
     _settings(workdir, "upkeep")
     fresh_source = SyntheticSource(rows)
     _install_stand_ins({fresh_source.uri: fresh_source}, workdir)
@@ -223,7 +223,7 @@ def phase_upkeep(workdir: str, rows: int = 10_000, commits: int = 500) -> dict:
 
     settings = Settings()
     snapshot, quarantine = snapshot_table(settings), quarantine_table(settings)
-    changed_source = SyntheticSource(rows, frozenset(range(commits)))
+    grown_source = SyntheticSource(rows + commits)
 
     def plan_seconds(source: SyntheticSource, repeat: int = 5) -> float:
         times = []
@@ -237,17 +237,17 @@ def phase_upkeep(workdir: str, rows: int = 10_000, commits: int = 500) -> dict:
     with prefect_test_harness(server_startup_timeout=120):
         ingest(source=fresh_source.uri, refresh_index=False)
         fresh = plan_seconds(fresh_source)
-        items = list(changed_source.list_items())[:commits]
+        items = list(grown_source.list_items())[rows:]
         start = time.perf_counter()
-        for i, item in enumerate(items):  # one changed file per commit, as events bring them
+        for i, item in enumerate(items):  # one new file per commit, as events bring them
             snapshot.commit(
                 _stand_in_embed_shard([item], None, None, f"event-{i}").rows, [], f"event-{i}"
             )
         commit_seconds = (time.perf_counter() - start) / commits
         files_before = len(snapshot._table().file_uris())
-        fragmented = plan_seconds(changed_source)
+        fragmented = plan_seconds(grown_source)
         maintain(retention_hours=168)
-        maintained = plan_seconds(changed_source)
+        maintained = plan_seconds(grown_source)
         files_after = len(snapshot._table().file_uris())
     return {
         "rows": rows,
@@ -279,12 +279,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--no-refresh", action="store_true", help="Skip the index refresh")
     parser.add_argument("--skip-upkeep", action="store_true")
+    parser.add_argument(
+        "--only-upkeep", action="store_true", help="Run the upkeep phase alone, update --out"
+    )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="data-path-bench-")
     Path(workdir).mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
+    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-data-path.json")
+    if args.only_upkeep:
+        results = json.loads(out.read_text()) if out.exists() else {}
+        results["upkeep"] = _in_child(phase_upkeep, workdir)
+        out.write_text(json.dumps(results, indent=2))
+        print(json.dumps(results["upkeep"], indent=2))
+        return
     results: dict = {"machine": {"host": socket.gethostname(), "cpus": os.cpu_count()}}
     runs = []
     for files in sizes:
@@ -299,7 +309,6 @@ def main() -> None:
     if not args.skip_upkeep:
         results["upkeep"] = _in_child(phase_upkeep, workdir)
         print(json.dumps(results["upkeep"]), flush=True)
-    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-data-path.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
