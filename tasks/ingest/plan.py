@@ -22,9 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.events.blob import parse_blob_url
-from tasks.storage.delta import UTC_MICROS
 from tasks.storage.quarantine import QuarantineTable
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
 from tasks.storage.sources import (
     AudioItem,
     AudioSource,
@@ -33,15 +32,15 @@ from tasks.storage.sources import (
     SourceReadError,
 )
 
+#: A listed item, as the plan's spill files and manifest hold it (the snapshot's own types).
 ITEM_SCHEMA = pa.schema(
     [
-        pa.field("key", pa.string()),
+        SNAPSHOT_SCHEMA.field("key"),
         pa.field("uri", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("etag", pa.string()),
-        pa.field("size_bytes", pa.int64()),
-        pa.field("last_modified", UTC_MICROS),
-        pa.field("metadata", pa.map_(pa.string(), pa.string())),
+        *(
+            SNAPSHOT_SCHEMA.field(name)
+            for name in ("path", "etag", "size_bytes", "last_modified", "metadata")
+        ),
     ]
 )
 _HEX = "0123456789abcdef"
