@@ -28,6 +28,12 @@ class AudioLimits(BaseSettings):
     hop_seconds: float | None = Field(
         None, gt=0.0, description="Hop between window starts (s); default: the window length"
     )
+    segment_seconds: float = Field(
+        1.0,
+        gt=0.0,
+        description="Length of the segments each window is split into, each with its own "
+        "embedding from the same forward pass (s); must divide the window",
+    )
     max_file_bytes: int = Field(1 << 30, gt=0, description="Largest accepted file (bytes)")
     max_duration_seconds: float = Field(3 * 3600.0, gt=0, description="Longest accepted file (s)")
     min_sample_rate: int = Field(1_000, gt=0, description="Lowest accepted sample rate (Hz)")
@@ -43,10 +49,24 @@ class AudioLimits(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _segments_divide_the_window(self) -> AudioLimits:
+        parts = self.window_seconds / self.segment_seconds
+        if parts < 1 or abs(parts - round(parts)) > 1e-6:
+            raise ValueError(
+                f"segment_seconds ({self.segment_seconds}) must divide window_seconds "
+                f"({self.window_seconds}) into whole segments"
+            )
+        return self
+
     @property
     def hop(self) -> float:
         """Hop between window starts (s)."""
         return self.hop_seconds if self.hop_seconds is not None else self.window_seconds
+
+    @property
+    def segments_per_window(self) -> int:
+        return round(self.window_seconds / self.segment_seconds)
 
 
 class BlobSettings(BaseSettings):

@@ -58,9 +58,10 @@ def cut_windows_on_device(samples: torch.Tensor, limits: AudioLimits) -> Windows
     if starts is None:
         padded = torch.zeros((1, window), dtype=torch.float32, device=samples.device)
         padded[0, : samples.shape[0]] = samples
-        return Windows(audio=padded, start_seconds=np.zeros(1))
+        return Windows(padded, np.zeros(1), samples.shape[0] / MODEL_SAMPLE_RATE)
     stacked = samples.unfold(0, window, 1)[torch.as_tensor(starts, device=samples.device)]
     return Windows(
         audio=stacked.contiguous(),
         start_seconds=np.asarray(starts, dtype=np.float64) / MODEL_SAMPLE_RATE,
+        duration_seconds=samples.shape[0] / MODEL_SAMPLE_RATE,
     )

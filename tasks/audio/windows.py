@@ -21,6 +21,8 @@ class Windows:
 
     audio: np.ndarray | torch.Tensor
     start_seconds: np.ndarray
+    #: length of the audio the windows were cut from (s): the last window may be padding past it
+    duration_seconds: float
 
     @property
     def count(self) -> int:
@@ -38,11 +40,12 @@ def cut_windows(samples: np.ndarray, limits: AudioLimits) -> Windows:
     if starts is None:
         padded = np.zeros((1, window), dtype=np.float32)
         padded[0, : samples.shape[0]] = samples
-        return Windows(audio=padded, start_seconds=np.zeros(1))
+        return Windows(padded, np.zeros(1), samples.shape[0] / MODEL_SAMPLE_RATE)
     stacked = np.lib.stride_tricks.sliding_window_view(samples, window)[starts]
     return Windows(
         audio=np.ascontiguousarray(stacked, dtype=np.float32),
         start_seconds=np.asarray(starts, dtype=np.float64) / MODEL_SAMPLE_RATE,
+        duration_seconds=samples.shape[0] / MODEL_SAMPLE_RATE,
     )
 
 
@@ -57,3 +60,38 @@ def window_starts(length: int, limits: AudioLimits) -> tuple[int, list[int] | No
     if starts[-1] + window < length:
         starts.append(length - window)
     return window, starts
+
+
+@dataclass(frozen=True)
+class SegmentSpans:
+    """Which segments of a file's windows to keep, and where they are: ``window`` and ``part``
+    index the [windows, segments per window] grid; ``start`` and ``end`` are in seconds."""
+
+    window: np.ndarray
+    part: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def segment_spans(windows: Windows, limits: AudioLimits) -> SegmentSpans:
+    """The segments that cover the file once, in time order.
+
+    Windows are cut every hop; a segment is kept when it reaches past the end of the last one
+    kept and starts inside the audio (not in the zero padding of a short clip), and its span
+    starts where the last one ended: segments of a last window moved back to end at the last
+    sample, or of overlapping windows, never repeat audio, and together the spans cover the
+    file once, ending at its last sample.
+    """
+    parts, length = limits.segments_per_window, limits.segment_seconds
+    kept: list[tuple[int, int, float, float]] = []
+    covered = 0.0
+    for window, window_start in enumerate(windows.start_seconds):
+        for part in range(parts):
+            start = float(window_start) + part * length
+            end = min(start + length, windows.duration_seconds)
+            if end <= covered + 1e-6 or start >= windows.duration_seconds - 1e-6:
+                continue
+            kept.append((window, part, max(start, covered), end))
+            covered = end
+    columns = list(zip(*kept, strict=True)) if kept else [[], [], [], []]
+    return SegmentSpans(*(np.asarray(c) for c in columns))

@@ -43,7 +43,7 @@ from tasks.index.azure_search_schema import (
 from tasks.index.filters import SearchFilter, odata_filter
 from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
 from tasks.settings import SearchServiceSettings
-from tasks.storage.snapshots import SnapshotDiff
+from tasks.storage.keyed_table import TableDiff
 
 RETRYABLE_DOCUMENT_STATUS = frozenset({409, 422, 503})
 RETRYABLE_REQUEST_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -146,13 +146,13 @@ class AzureSearchIndex:
     # -- writing ----------------------------------------------------------------------------
 
     @_reaching_service
-    def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+    def apply(self, diff: TableDiff, snapshot_uri: str) -> RefreshResult:
         index = self.ensure()
         upserted, deleted = self._write(index, diff, snapshot_uri)
         return RefreshResult(diff.from_version, diff.to_version, upserted, deleted)
 
     @_reaching_service
-    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+    def rebuild(self, everything: TableDiff, snapshot_uri: str, drop_old: bool = False) -> str:
         """Fill a new ``<name>-v<N+1>`` from a whole snapshot, verify, switch the alias.
 
         The old index serves every query until the switch; with ``drop_old`` it is deleted after.
@@ -189,7 +189,7 @@ class AzureSearchIndex:
             self.indexes.delete_index(old)
         return new
 
-    def _write(self, index: str, diff: SnapshotDiff, snapshot_uri: str) -> tuple[int, int]:
+    def _write(self, index: str, diff: TableDiff, snapshot_uri: str) -> tuple[int, int]:
         """Send the diff's actions batch by batch, then record its version; returns the
         documents (uploaded, deleted)."""
         # retry_total=0: this client's requests are retried by _send alone (one layer).

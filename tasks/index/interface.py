@@ -15,7 +15,7 @@ import numpy as np
 
 from tasks.index.filters import SearchFilter
 from tasks.model.constants import EMBEDDING_SIZE
-from tasks.storage.snapshots import SnapshotDiff
+from tasks.storage.keyed_table import TableDiff
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,11 @@ class VectorIndex(Protocol):
         """The snapshot version the index reflects (None: never filled from that table)."""
         ...
 
-    def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+    def apply(self, diff: TableDiff, snapshot_uri: str) -> RefreshResult:
         """Upsert the diff's rows, delete its removed keys, then record its ``to_version``."""
         ...
 
-    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+    def rebuild(self, everything: TableDiff, snapshot_uri: str, drop_old: bool = False) -> str:
         """Build a fresh index from a whole snapshot and switch readers to it when complete.
 
         A rebuild that failed part-way and is run again must not leave a second new index.

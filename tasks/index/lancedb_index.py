@@ -21,7 +21,8 @@ from tasks.index.filters import SearchFilter, quote_literal, sql_predicate
 from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.storage.delta import UTC_MICROS
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotDiff
+from tasks.storage.keyed_table import TableDiff
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA
 
 #: Snapshot columns copied into the index (what a hit shows and filters use).
 INDEXED_COLUMNS = (
@@ -80,7 +81,7 @@ class LanceDBIndex:
                 return int(version)
         return None
 
-    def apply(self, diff: SnapshotDiff, snapshot_uri: str) -> RefreshResult:
+    def apply(self, diff: TableDiff, snapshot_uri: str) -> RefreshResult:
         if diff.from_version is None:  # a first fill: one streamed write, no key matching
             self.rebuild(diff, snapshot_uri)
             return RefreshResult(None, diff.to_version, self.count(), 0)
@@ -124,7 +125,7 @@ class LanceDBIndex:
             .execute(state)
         )
 
-    def rebuild(self, everything: SnapshotDiff, snapshot_uri: str, drop_old: bool = False) -> str:
+    def rebuild(self, everything: TableDiff, snapshot_uri: str, drop_old: bool = False) -> str:
         """Refill from a whole snapshot into a new table version (readers see the old version
         until the new one is committed); ``drop_old`` also removes older table versions.
 

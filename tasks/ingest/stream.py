@@ -10,12 +10,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
 from tasks.audio.decode import AudioError, AudioErrorKind, DecodedAudio, check_size
 from tasks.audio.windows import Windows
-from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
-from tasks.model.embedder import FileEmbedding, PannsEmbedder, concatenate
+from tasks.model.embedder import FileEmbedding, PannsEmbedder, WindowOutputs, concatenate
 from tasks.storage.sources import AudioItem, AudioSource
 
 
@@ -89,18 +86,12 @@ class _Waiting:
     """A prepared file whose windows are going through batches."""
 
     prepared: Prepared
-    embeddings: np.ndarray
-    probabilities: np.ndarray
+    outputs: WindowOutputs
     batched: int = 0  # windows already embedded
 
     @classmethod
-    def of(cls, prepared: Prepared) -> _Waiting:
-        count = prepared.windows.count
-        return cls(
-            prepared,
-            np.empty((count, EMBEDDING_SIZE), dtype=np.float32),
-            np.empty((count, NUM_CLASSES), dtype=np.float32),
-        )
+    def of(cls, prepared: Prepared, segments: int) -> _Waiting:
+        return cls(prepared, WindowOutputs.empty(prepared.windows.count, segments))
 
     @property
     def unbatched(self) -> int:
@@ -126,14 +117,14 @@ def embed_items(
         if isinstance(outcome, AudioError):
             yield item, outcome
             continue
-        waiting.append(_Waiting.of(outcome))
+        waiting.append(_Waiting.of(outcome, embedder.limits.segments_per_window))
         unbatched += outcome.windows.count
         while unbatched >= embedder.batch_size:
             unbatched -= _embed_next_batch(waiting, embedder)
-            yield from _finished(waiting)
+            yield from _finished(waiting, embedder)
     while unbatched:
         unbatched -= _embed_next_batch(waiting, embedder)
-    yield from _finished(waiting)
+    yield from _finished(waiting, embedder)
 
 
 def _embed_next_batch(waiting: deque[_Waiting], embedder: PannsEmbedder) -> int:
@@ -150,21 +141,21 @@ def _embed_next_batch(waiting: deque[_Waiting], embedder: PannsEmbedder) -> int:
     batch = concatenate(
         [entry.prepared.windows.audio[first : first + take] for entry, first, take in parts]
     )
-    embeddings, probabilities = embedder.embed_batch(batch)
+    outputs = embedder.embed_batch(batch)
     offset = 0
     for entry, first, take in parts:
-        entry.embeddings[first : first + take] = embeddings[offset : offset + take]
-        entry.probabilities[first : first + take] = probabilities[offset : offset + take]
+        entry.outputs.fill(first, outputs[offset : offset + take])
         entry.batched += take
         offset += take
     return offset
 
 
-def _finished(waiting: deque[_Waiting]) -> Iterator[tuple[AudioItem, Embedded]]:
+def _finished(
+    waiting: deque[_Waiting], embedder: PannsEmbedder
+) -> Iterator[tuple[AudioItem, Embedded]]:
     # Batches take windows front to back, so files finish in order.
     while waiting and not waiting[0].unbatched:
         entry = waiting.popleft()
-        result = FileEmbedding.of_windows(
-            entry.embeddings, entry.probabilities, entry.prepared.windows.start_seconds
-        )
+        windows = entry.prepared.windows
+        result = FileEmbedding.of_windows(entry.outputs, windows, embedder.limits)
         yield entry.prepared.item, Embedded(entry.prepared, result)

@@ -20,7 +20,7 @@ import torch
 
 from tasks.audio.decode import DecodedAudio, decode
 from tasks.audio.device import cut_windows_on_device, resample_on_device, to_device
-from tasks.audio.windows import Windows, cut_windows
+from tasks.audio.windows import Windows, cut_windows, segment_spans
 from tasks.errors import UserError
 from tasks.model.checkpoint import file_sha256, resolve_checkpoint
 from tasks.model.cnn14 import cnn14_forward, load_cnn14
@@ -63,21 +63,92 @@ def choose_device(spec: str) -> torch.device:
     return device
 
 
+_OUTPUT_ARRAYS = ("embeddings", "probabilities", "segment_embeddings", "segment_probabilities")
+
+
+@dataclass(frozen=True)
+class WindowOutputs:
+    """The model's outputs for windows, as float32 numpy arrays: embeddings [n, 2048] and
+    AudioSet probabilities [n, 527] per window; the same per window and segment
+    ([n, S, 2048], [n, S, 527])."""
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    segment_embeddings: np.ndarray
+    segment_probabilities: np.ndarray
+
+    def __getitem__(self, windows: slice) -> WindowOutputs:
+        return WindowOutputs(
+            self.embeddings[windows],
+            self.probabilities[windows],
+            self.segment_embeddings[windows],
+            self.segment_probabilities[windows],
+        )
+
+    @classmethod
+    def empty(cls, windows: int, segments: int) -> WindowOutputs:
+        """Uninitialised outputs for ``windows`` windows of ``segments`` segments, to fill."""
+        return cls(
+            np.empty((windows, EMBEDDING_SIZE), np.float32),
+            np.empty((windows, NUM_CLASSES), np.float32),
+            np.empty((windows, segments, EMBEDDING_SIZE), np.float32),
+            np.empty((windows, segments, NUM_CLASSES), np.float32),
+        )
+
+    def fill(self, first: int, outputs: WindowOutputs) -> None:
+        """Write ``outputs`` over windows ``first`` onwards (assembling a file across batches)."""
+        for name in _OUTPUT_ARRAYS:
+            part = getattr(outputs, name)
+            getattr(self, name)[first : first + len(part)] = part
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[WindowOutputs]) -> WindowOutputs:
+        return cls(
+            *(np.concatenate([getattr(part, name) for part in parts]) for name in _OUTPUT_ARRAYS)
+        )
+
+
+@dataclass(frozen=True)
+class FileSegments:
+    """A file's segments in time order, covering it once: start and end (s) [k], embeddings
+    [k, 2048] and AudioSet probabilities [k, 527]."""
+
+    start_seconds: np.ndarray
+    end_seconds: np.ndarray
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+
+
 @dataclass
 class FileEmbedding:
-    """One file's scene embedding (mean over its windows) and mean AudioSet probabilities."""
+    """One file's scene embedding (mean over its windows) and mean AudioSet probabilities, its
+    window embeddings, and its segments."""
 
     embedding: np.ndarray
     probabilities: np.ndarray
     window_embeddings: np.ndarray
     window_start_seconds: np.ndarray
+    segments: FileSegments
 
     @classmethod
     def of_windows(
-        cls, embeddings: np.ndarray, probabilities: np.ndarray, start_seconds: np.ndarray
+        cls, outputs: WindowOutputs, windows: Windows, limits: AudioLimits
     ) -> FileEmbedding:
-        """A file's result from its window embeddings [n, 2048] and probabilities [n, 527]."""
-        return cls(embeddings.mean(axis=0), probabilities.mean(axis=0), embeddings, start_seconds)
+        """A file's result from the model's outputs for its windows."""
+        spans = segment_spans(windows, limits)
+        segments = FileSegments(
+            spans.start,
+            spans.end,
+            outputs.segment_embeddings[spans.window, spans.part],
+            outputs.segment_probabilities[spans.window, spans.part],
+        )
+        return cls(
+            outputs.embeddings.mean(axis=0),
+            outputs.probabilities.mean(axis=0),
+            outputs.embeddings,
+            windows.start_seconds,
+            segments,
+        )
 
 
 class PannsEmbedder:
@@ -158,42 +229,48 @@ class PannsEmbedder:
         """Decode, window and embed the bytes of one audio file called ``name``."""
         return self.embed_files([self.windows_of(self.decode(name, data))])[0]
 
-    def embed_batch(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """One forward pass: windows [n, samples] at 32 kHz (host or device) ->
-        (embeddings [n, 2048], probabilities [n, 527]) as float32 numpy arrays."""
+    def embed_batch(self, windows: np.ndarray | torch.Tensor) -> WindowOutputs:
+        """One forward pass over windows [n, samples] at 32 kHz (host or device)."""
         _check_two_dimensional(windows)
         if isinstance(windows, np.ndarray):
             batch = to_device(windows, self.device)
         else:
             batch = windows.to(self.device)
         with self._forward_lock, torch.inference_mode():
-            embedding, clipwise = cnn14_forward(self.model, batch, self._autocast_dtype)
-            return embedding.float().cpu().numpy(), clipwise.float().cpu().numpy()
+            out = cnn14_forward(
+                self.model, batch, self._autocast_dtype, self.limits.segments_per_window
+            )
+            return WindowOutputs(
+                *(
+                    tensor.float().cpu().numpy()
+                    for tensor in (
+                        out.embedding,
+                        out.clipwise,
+                        out.segment_embedding,
+                        out.segment_clipwise,
+                    )
+                )
+            )
 
-    def embed_windows(self, windows: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size`` ->
-        (embeddings [n, 2048], probabilities [n, 527])."""
+    def embed_windows(self, windows: np.ndarray | torch.Tensor) -> WindowOutputs:
+        """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size``."""
         outputs = [
             self.embed_batch(windows[start : start + self.batch_size])
             for start in range(0, windows.shape[0], self.batch_size)
         ]
         if not outputs:
-            return np.empty((0, EMBEDDING_SIZE), np.float32), np.empty((0, NUM_CLASSES), np.float32)
-        return np.concatenate([e for e, _ in outputs]), np.concatenate([p for _, p in outputs])
+            return WindowOutputs.empty(0, self.limits.segments_per_window)
+        return WindowOutputs.concatenate(outputs)
 
     def embed_files(self, files: Sequence[Windows]) -> list[FileEmbedding]:
         """Embed many files' windows, filling each batch with windows from several files."""
         if not files:
             return []
-        embeddings, probabilities = self.embed_windows(concatenate([f.audio for f in files]))
+        outputs = self.embed_windows(concatenate([f.audio for f in files]))
         results, offset = [], 0
         for windows in files:
             stop = offset + windows.count
-            results.append(
-                FileEmbedding.of_windows(
-                    embeddings[offset:stop], probabilities[offset:stop], windows.start_seconds
-                )
-            )
+            results.append(FileEmbedding.of_windows(outputs[offset:stop], windows, self.limits))
             offset = stop
         return results
 

@@ -1,38 +1,24 @@
 """The embeddings snapshot: a Delta Lake table with one row per audio file.
 
-A snapshot is a table version. An ingest run commits as it goes: each ``SnapshotTable.commit``
-is one Delta MERGE of upserts and deletes, tagged with the run id and a sequence number (a Delta
-``txn`` action, so a repeated commit is a no-op), so a run that dies loses only what it had not
-committed yet, and the next run re-plans from the etags. A commit that loses a race with another
-writer is retried against the new version (the MERGE is idempotent), so concurrent runs neither
-lose nor duplicate rows.
-
-The table is partitioned by ``key_prefix``, the first two hex digits of the key (256 partitions
-of a uniformly spread hash): a commit rewrites only the files of the partitions its keys fall
-in, which bounds the bytes written per changed file (about 36 MB per million rows, compacted),
-and a diff between versions reads only the partitions whose files changed.
-``SnapshotTable.diff`` compares two versions by (key, etag, run_id), partition by partition:
-that is what an index refresh applies, streaming.
+A snapshot is a table version. An ingest run commits as it goes (``SnapshotTable.commit``: one
+MERGE of upserts and deletes per commit, numbered within the run, see ``keyed_table``), so a run
+that dies loses only what it had not committed yet, and the next run re-plans from the etags.
+Partitioned by key prefix: a commit rewrites only the files of the partitions its keys fall in
+(about 36 MB per partition per million rows, compacted), and a diff reads only the partitions
+that changed: that is what an index refresh applies, streaming.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import CommitFailedError
-from deltalake.transaction import Transaction
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from deltalake.table import TableMerger
 
 from tasks.model.constants import EMBEDDING_SIZE
-from tasks.storage.delta import UTC_MICROS, open_table, read_table, scan, scan_batches
+from tasks.storage.delta import UTC_MICROS, open_table, read_table
+from tasks.storage.keyed_table import PARTITION_COLUMN, KeyedTable, key_prefixes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,213 +50,21 @@ SNAPSHOT_SCHEMA = pa.schema(
     ]
 )
 
-_log = logging.getLogger(__name__)
 EMBEDDING_TYPE = pa.list_(pa.float32(), EMBEDDING_SIZE)
-PARTITION_COLUMN = "key_prefix"
-#: Hex digits of the key that name its partition: 2 -> 256 partitions.
-KEY_PREFIX_CHARS = 2
-#: What tells a row's version apart: a diff compares these between two table versions.
-MARKERS = ("key", "etag", "run_id")
-#: Tries of a commit that conflicts with a concurrent writer (each against the new version).
-COMMIT_ATTEMPTS = 8
 _DELETE_FLAG = "_delete"
-#: Rows read at a time from a partition by a diff (about 8 MB of embeddings).
-_ROWS_PER_READ = 1_024
 
 
-def key_prefixes(keys: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """The partition value of each key."""
-    return pc.utf8_slice_codeunits(keys, 0, KEY_PREFIX_CHARS)
+class SnapshotTable(KeyedTable):
+    """The embeddings snapshot at ``uri`` (a local folder or ``az://`` URL)."""
 
+    schema = SNAPSHOT_SCHEMA
+    name = "audio_embeddings"
+    description = "PANNs Cnn14 embeddings, one row per audio file"
+    app = "audio-embeddings"
 
-@dataclass(frozen=True)
-class DiffChunk:
-    """Part of a diff (one partition): rows new or changed, and keys that disappeared."""
-
-    upserts: pa.Table
-    deleted_keys: list[str]
-
-
-class SnapshotDiff:
-    """What changed between two versions, read partition by partition (``chunks``) so that a
-    refresh holds one partition's rows at a time whatever the table size."""
-
-    def __init__(
-        self,
-        snapshot: SnapshotTable,
-        from_version: int | None,
-        to_version: int,
-        columns: Sequence[str] | None = None,
-    ) -> None:
-        self.snapshot = snapshot
-        self.from_version = from_version
-        self.to_version = to_version
-        self.columns = list(columns) if columns else None
-
-    def chunks(self) -> Iterator[DiffChunk]:
-        """The changes, partition by partition (a table from before partitioning is one), in
-        batches of at most ``_ROWS_PER_READ`` rows; partitions whose files are the same in both
-        versions are not read."""
-        new = self.snapshot._table(self.to_version)
-        old = None if self.from_version is None else self.snapshot._table(self.from_version)
-        assert new is not None
-        new_files = _files_by_partition(new)
-        old_files = _files_by_partition(old) if old is not None else {}
-        new_data = new.to_pyarrow_dataset()
-        old_data = old.to_pyarrow_dataset() if old is not None else None
-        for prefix in sorted(set(new_files) | set(old_files)):
-            if new_files.get(prefix) != old_files.get(prefix):
-                yield from self._partition_chunks(prefix, new_data, old_data)
-                # Arrow's allocator keeps what a partition's read freed; given back, a diff of
-                # a million rows peaked at 530 MB here instead of 810 MB
-                pa.default_memory_pool().release_unused()
-
-    def _partition_chunks(
-        self, prefix: str | None, new: ds.Dataset, old: ds.Dataset | None
-    ) -> Iterator[DiffChunk]:
-        where = None if prefix is None else ds.field(PARTITION_COLUMN) == prefix
-        new_markers = scan(new, MARKERS, where)
-        old_markers = scan(old, MARKERS, where) if old else new_markers.schema.empty_table()
-        changed = new_markers.join(old_markers, list(MARKERS), join_type="left anti")
-        deleted = old_markers.select(["key"]).join(
-            new_markers.select(["key"]), "key", join_type="left anti"
-        )
-        deleted_keys = sorted(deleted["key"].to_pylist())
-        if changed.num_rows:
-            # delta-rs writes the key as string_view; a cast keeps the filter comparable
-            in_changed = pc.is_in(ds.field("key").cast(pa.string()), value_set=changed["key"])
-            # streamed in batches: a partition holds ~36 MB of rows per million files
-            for batch in scan_batches(new, self.columns, _and(where, in_changed), _ROWS_PER_READ):
-                yield DiffChunk(_cast_embedding(pa.Table.from_batches([batch])), deleted_keys)
-                deleted_keys = []
-        if deleted_keys:
-            yield DiffChunk(self.snapshot.empty(self.columns), deleted_keys)
-
-    def batches(self, max_rows: int = 4_096) -> Iterator[DiffChunk]:
-        """The chunks, with small ones merged up to ``max_rows`` upserts (fewer index writes)."""
-        upserts: list[pa.Table] = []
-        deleted: list[str] = []
-        for chunk in self.chunks():
-            upserts.append(chunk.upserts)
-            deleted.extend(chunk.deleted_keys)
-            if sum(t.num_rows for t in upserts) >= max_rows:
-                yield DiffChunk(pa.concat_tables(upserts), deleted)
-                upserts, deleted = [], []
-        if upserts or deleted:
-            rows = pa.concat_tables(upserts) if upserts else self.snapshot.empty(self.columns)
-            yield DiffChunk(rows, deleted)
-
-    @cached_property
-    def _materialized(self) -> DiffChunk:
-        chunks = list(self.chunks())
-        upserts = (
-            pa.concat_tables([c.upserts for c in chunks], promote_options="permissive")
-            if chunks
-            else self.snapshot.empty(self.columns)
-        )
-        return DiffChunk(upserts, sorted(k for c in chunks for k in c.deleted_keys))
-
-    @property
-    def upserts(self) -> pa.Table:
-        """Every new or changed row at once (small diffs and tests; refreshes use ``chunks``)."""
-        return self._materialized.upserts
-
-    @property
-    def deleted_keys(self) -> list[str]:
-        """Every key that disappeared, sorted."""
-        return self._materialized.deleted_keys
-
-    @property
-    def is_empty(self) -> bool:
-        return self.upserts.num_rows == 0 and not self.deleted_keys
-
-
-class SnapshotVersion:
-    """One opened version of the snapshot, for several reads of the same data."""
-
-    def __init__(self, table: DeltaTable | None) -> None:
-        self.table = table
-        self.data = table.to_pyarrow_dataset() if table is not None else None
-        self.partitioned = table is not None and _is_partitioned(table)
-
-    def markers(
-        self, prefixes: Sequence[str] | None = None, columns: Sequence[str] = MARKERS
-    ) -> pa.Table:
-        """``columns`` of the rows whose key starts with one of ``prefixes`` (partition values;
-        None: every row). Partitioned tables read only those partitions."""
-        if self.data is None:
-            return SNAPSHOT_SCHEMA.empty_table().select(list(columns))
-        if prefixes is None:
-            return scan(self.data, columns)
-        if self.partitioned:
-            return scan(self.data, columns, ds.field(PARTITION_COLUMN).isin(prefixes))
-        rows = scan(self.data, list(dict.fromkeys([*columns, "key"])))
-        rows = rows.filter(pc.is_in(key_prefixes(rows["key"]), pa.array(list(prefixes))))
-        return rows.select(list(columns))
-
-
-class SnapshotTable:
-    """The embeddings Delta table at ``uri`` (a local folder or ``az://`` URL)."""
-
-    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
-        self.uri = uri
-        self.storage_options = storage_options
-
-    def _table(self, version: int | None = None) -> DeltaTable | None:
-        return open_table(self.uri, self.storage_options, version)
-
-    def ensure(self) -> int:
-        """Create the (empty, partitioned) table if absent; return its current version."""
-        table = self._table()
-        if table is None:
-            table = DeltaTable.create(
-                self.uri,
-                SNAPSHOT_SCHEMA,
-                partition_by=[PARTITION_COLUMN],
-                name="audio_embeddings",
-                description="PANNs Cnn14 embeddings, one row per audio file",
-                storage_options=self.storage_options,
-            )
-        return table.version()
-
-    def version(self) -> int | None:
-        """The latest version, or None if the table does not exist."""
-        table = self._table()
-        return None if table is None else table.version()
-
-    def empty(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """An empty table of ``columns`` (default all), typed as reads return them."""
-        return _cast_embedding(
-            SNAPSHOT_SCHEMA.empty_table().select(list(columns or SNAPSHOT_SCHEMA.names))
-        )
-
-    def markers(
-        self, prefixes: Sequence[str] | None = None, columns: Sequence[str] = MARKERS
-    ) -> pa.Table:
-        """``columns`` of the latest version's rows whose key starts with one of ``prefixes``
-        (partition values; None: every row). Partitioned tables read only those partitions."""
-        return self.latest().markers(prefixes, columns)
-
-    def latest(self) -> SnapshotVersion:
-        """The latest version, opened once for several reads (an empty one if no table yet)."""
-        return SnapshotVersion(self._table())
-
-    def committed_sequence(self, run_id: str) -> int | None:
-        """The highest commit sequence number of ``run_id`` in the table (None: none yet)."""
-        table = self._table()
-        return None if table is None else table.transaction_version(_app_id(run_id))
-
-    def column_names(self) -> list[str]:
-        """Columns of the latest version (older tables may lack newer columns until a commit)."""
-        table = self._table()
-        return SNAPSHOT_SCHEMA.names if table is None else table.schema().to_arrow().names
-
-    def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-        """Rows of a version (default the latest), ``embedding`` as fixed_size_list[2048]."""
-        table = self._table(version)
-        if table is None:
-            return self.empty(columns)
-        return _cast_embedding(read_table(table, columns))
+    def cast_read(self, data: pa.Table) -> pa.Table:
+        """``embedding`` back to fixed_size_list[2048] (Delta has no fixed-size list)."""
+        return _cast_embedding(data)
 
     def commit(
         self, rows: pa.Table, deleted_keys: Sequence[str], run_id: str, sequence: int = 1
@@ -279,105 +73,23 @@ class SnapshotTable:
         ``sequence`` of ``run_id``.
 
         Returns the new version, or None when there was nothing to change or this commit of
-        this run is already in the table. A conflict with a concurrent writer is retried
-        against the new version (the MERGE gives the same result whatever it finds).
+        this run is already in the table.
         """
         if rows.num_rows == 0 and not deleted_keys:
             return None
-        source = _merge_source(rows, deleted_keys)
-        retrying = Retrying(
-            stop=stop_after_attempt(COMMIT_ATTEMPTS),
-            wait=wait_random_exponential(multiplier=0.2, max=10),
-            retry=retry_if_exception_type(CommitFailedError),
-            before_sleep=lambda state: _log.warning(
-                "commit %d of run %s conflicted with a concurrent writer (try %d); retrying "
-                "against the new version",
-                sequence,
-                run_id,
-                state.attempt_number,
-            ),
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                return self._merge(source, run_id, sequence)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _merge(self, source: pa.Table, run_id: str, sequence: int) -> int | None:
-        self.ensure()
-        table = self._table()
-        assert table is not None
-        if (table.transaction_version(_app_id(run_id)) or 0) >= sequence:
-            return None
-        predicate = "t.key = s.key"
-        if _is_partitioned(table):  # lets the MERGE read and rewrite only these partitions
-            predicate = f"t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN} AND {predicate}"
-        (
-            table.merge(
-                source,
-                predicate=predicate,
-                source_alias="s",
-                target_alias="t",
-                merge_schema=True,  # tables written before a column was added evolve in place
-                # streamed execution kept ~80 MB more resident after every commit of 4,096 rows
-                # here (1.9 GB after 25); the source is one commit, bounded, so materialise it
-                streamed_exec=False,
-                commit_properties=CommitProperties(
-                    custom_metadata={
-                        "audio_embeddings.run_id": run_id,
-                        "audio_embeddings.sequence": str(sequence),
-                    },
-                    app_transactions=[Transaction(app_id=_app_id(run_id), version=sequence)],
-                ),
+        def upsert_or_delete(merger: TableMerger) -> TableMerger:
+            return (
+                merger.when_matched_delete(predicate=f"s.{_DELETE_FLAG}")
+                .when_matched_update_all(
+                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
+                )
+                .when_not_matched_insert_all(
+                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
+                )
             )
-            .when_matched_delete(predicate=f"s.{_DELETE_FLAG}")
-            .when_matched_update_all(predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG])
-            .when_not_matched_insert_all(
-                predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
-            )
-            .execute()
-        )
-        return table.version()
 
-    def diff(
-        self,
-        from_version: int | None,
-        to_version: int | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> SnapshotDiff:
-        """What changed from ``from_version`` (None: nothing) to ``to_version`` (None: latest).
-
-        Only ``columns`` are read, when given (an anomaly scan needs no embeddings).
-        """
-        target = self._table(to_version)
-        if target is None:
-            raise FileNotFoundError(f"no snapshot table at {self.uri}")
-        return SnapshotDiff(self, from_version, target.version(), columns)
-
-
-def _app_id(run_id: str) -> str:
-    return f"audio-embeddings/{run_id}"
-
-
-def _is_partitioned(table: DeltaTable) -> bool:
-    return PARTITION_COLUMN in table.metadata().partition_columns
-
-
-def _files_by_partition(table: DeltaTable) -> dict[str | None, frozenset[str]]:
-    """The data files of a version, by partition value (one group None when unpartitioned)."""
-    actions = pa.table(table.get_add_actions(flatten=True))
-    column = f"partition.{PARTITION_COLUMN}"
-    prefixes = (
-        actions[column].to_pylist() if column in actions.column_names else [None] * actions.num_rows
-    )
-    files: dict[str | None, set[str]] = {}
-    for prefix, path in zip(prefixes, actions["path"].to_pylist(), strict=True):
-        files.setdefault(prefix, set()).add(path)
-    return {prefix: frozenset(paths) for prefix, paths in files.items()}
-
-
-def _and(left: ds.Expression | None, right: ds.Expression) -> ds.Expression:
-    return right if left is None else left & right
+        return self._commit(_merge_source(rows, deleted_keys), upsert_or_delete, run_id, sequence)
 
 
 def _merge_source(rows: pa.Table, deleted_keys: Sequence[str]) -> pa.Table:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.audio.windows import cut_windows
+from tasks.audio.windows import cut_windows, segment_spans
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import AudioLimits
 
@@ -37,3 +37,30 @@ def test_hop_makes_overlapping_windows() -> None:
 def test_hop_longer_than_the_window_is_refused() -> None:
     with pytest.raises(ValueError, match="hop_seconds"):
         AudioLimits(window_seconds=2.0, hop_seconds=3.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "hop", "spans"),
+    [
+        (3.2, None, [(0, 0, 0.0, 1.0), (0, 1, 1.0, 2.0), (0, 2, 2.0, 3.0), (0, 3, 3.0, 3.2)]),
+        (25.5, None, [(1, 9, 19.0, 20.0), (2, 4, 20.0, 20.5), (2, 5, 20.5, 21.5)]),
+        (5.0, 1.0, [(0, 0, 0.0, 1.0), (0, 1, 1.0, 2.0), (1, 1, 2.0, 3.0), (2, 1, 3.0, 4.0)]),
+    ],
+)
+def test_segments_cover_the_file_once_without_padding_or_repeats(
+    seconds: float, hop: float | None, spans: list
+) -> None:
+    limits = AudioLimits(window_seconds=10.0 if hop is None else 2.0, hop_seconds=hop)
+    windows = cut_windows(np.zeros(round(seconds * MODEL_SAMPLE_RATE), np.float32), limits)
+    found = segment_spans(windows, limits)
+    columns = (found.window, found.part, found.start, found.end)
+    rows = list(zip(*(c.tolist() for c in columns), strict=True))
+    assert all(row in rows for row in spans)
+    assert found.start[0] == 0.0 and found.end[-1] == pytest.approx(seconds)
+    np.testing.assert_allclose(found.start[1:], found.end[:-1])  # contiguous, no repeat
+
+
+def test_segments_must_divide_the_window() -> None:
+    with pytest.raises(ValueError, match="segment_seconds"):
+        AudioLimits(window_seconds=10.0, segment_seconds=3.0)
+    assert AudioLimits(window_seconds=10.0, segment_seconds=2.5).segments_per_window == 4

@@ -17,7 +17,8 @@ from tests.model.clips import model_clips as _clips
 
 
 def test_shapes_and_value_range(embedder: PannsEmbedder) -> None:
-    embeddings, probabilities = embedder.embed_windows(_clips(3, 2.0))
+    out = embedder.embed_windows(_clips(3, 2.0))
+    embeddings, probabilities = out.embeddings, out.probabilities
     assert embeddings.shape == (3, EMBEDDING_SIZE) and embeddings.dtype == np.float32
     assert probabilities.shape == (3, NUM_CLASSES)
     assert (embeddings >= 0).all()  # ReLU(fc1)
@@ -27,14 +28,14 @@ def test_shapes_and_value_range(embedder: PannsEmbedder) -> None:
 def test_repeatable_run_to_run(embedder: PannsEmbedder) -> None:
     clips = _clips(2, 2.0)
     np.testing.assert_array_equal(
-        embedder.embed_windows(clips)[0], embedder.embed_windows(clips)[0]
+        embedder.embed_windows(clips).embeddings, embedder.embed_windows(clips).embeddings
     )
 
 
 def test_batched_equals_one_by_one(embedder: PannsEmbedder) -> None:
     clips = _clips(5, 2.0)  # batch size 4: one full batch and a ragged one
-    batched, _ = embedder.embed_windows(clips)
-    single = np.concatenate([embedder.embed_windows(clip[None])[0] for clip in clips])
+    batched = embedder.embed_windows(clips).embeddings
+    single = np.concatenate([embedder.embed_windows(clip[None]).embeddings for clip in clips])
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
 
 
@@ -91,7 +92,9 @@ def test_cuda_matches_cpu(checkpoint: Path, test_limits: AudioLimits) -> None:
     cpu = PannsEmbedder.load(checkpoint, device="cpu", limits=test_limits)
     gpu = PannsEmbedder.load(checkpoint, device="cuda:0", limits=test_limits)
     assert gpu.device.type == "cuda"
-    np.testing.assert_allclose(gpu.embed_windows(clips)[0], cpu.embed_windows(clips)[0], atol=1e-3)
+    np.testing.assert_allclose(
+        gpu.embed_windows(clips).embeddings, cpu.embed_windows(clips).embeddings, atol=1e-3
+    )
 
 
 def test_bf16_autocast_stays_within_tolerance_of_fp32(
@@ -100,8 +103,8 @@ def test_bf16_autocast_stays_within_tolerance_of_fp32(
     # The same autocast code path as on a GPU (fp16 would be very slow on this CPU).
     reduced = PannsEmbedder.load(checkpoint, device="cpu", limits=embedder.limits, precision="bf16")
     clips = _clips(2, 2.0)
-    full, _ = embedder.embed_windows(clips)
-    low, _ = reduced.embed_windows(clips)
+    full = embedder.embed_windows(clips).embeddings
+    low = reduced.embed_windows(clips).embeddings
     cosine = (full * low).sum(axis=1) / (np.linalg.norm(full, axis=1) * np.linalg.norm(low, axis=1))
     assert (cosine >= 0.999).all(), cosine
     assert not np.array_equal(full, low)  # autocast really ran
@@ -113,7 +116,7 @@ def test_fp16_on_cuda_stays_within_tolerance(checkpoint: Path, test_limits: Audi
     clips = _clips(8, 2.0)
     full = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits)
     half = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits, precision="fp16")
-    a, b = full.embed_windows(clips)[0], half.embed_windows(clips)[0]
+    a, b = full.embed_windows(clips).embeddings, half.embed_windows(clips).embeddings
     cosine = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert (cosine >= 0.999).all(), cosine
 
