@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tasks.settings import BlobSettings, Settings
 from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.segments import SegmentsTable
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import (
     AudioSource,
@@ -77,6 +78,12 @@ def snapshot_table(settings: Settings) -> SnapshotTable:
     """The configured snapshot table, local or on Azure."""
     uri = settings.resolved_snapshot_uri()
     return SnapshotTable(uri, table_storage_options(uri, settings))
+
+
+def segments_table(settings: Settings) -> SegmentsTable:
+    """The configured segments table, local or on Azure."""
+    uri = settings.resolved_segments_uri()
+    return SegmentsTable(uri, table_storage_options(uri, settings))
 
 
 def quarantine_table(settings: Settings) -> QuarantineTable:

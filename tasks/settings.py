@@ -157,6 +157,9 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
         Path(".audio-embeddings"), description="Root of the embedded default stores"
     )
     snapshot_uri: str | None = Field(None, description="Delta table of embeddings")
+    segments_uri: str | None = Field(
+        None, description="Delta table of segment embeddings (default: beside the snapshot)"
+    )
     quarantine_uri: str | None = Field(None, description="Delta table of rejected inputs")
     anomaly_uri: str | None = Field(None, description="Folder (or az://) of the anomaly tables")
     index_backend: Literal["lancedb", "azure_search"] = Field(
@@ -219,6 +222,10 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings):
     def resolved_snapshot_uri(self) -> str:
         """The snapshot table location, defaulting under ``data_dir``."""
         return self.snapshot_uri or str((self.data_dir / "snapshots").resolve())
+
+    def resolved_segments_uri(self) -> str:
+        """The segments table location: ``<snapshot uri>-segments`` unless set."""
+        return self.segments_uri or self.resolved_snapshot_uri().rstrip("/") + "-segments"
 
     def resolved_quarantine_uri(self) -> str:
         """The quarantine table location, defaulting under ``data_dir``."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks.storage.delta import quote_literal
+
 # The highest code point: "path < prefix + this" bounds every path that starts with prefix.
 _LAST_CHARACTER = chr(0x10FFFF)
 
@@ -21,11 +23,6 @@ class SearchFilter:
     @property
     def is_empty(self) -> bool:
         return not self.path_prefix and not self.any_labels
-
-
-def quote_literal(value: str) -> str:
-    """A SQL or OData string literal: single quotes doubled, so input cannot end the literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def sql_predicate(where: SearchFilter | None) -> str | None:

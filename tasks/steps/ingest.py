@@ -16,6 +16,7 @@ from tasks.resources import (
     open_blob_source,
     open_source,
     quarantine_table,
+    segments_table,
     snapshot_table,
 )
 from tasks.settings import Settings
@@ -89,7 +90,12 @@ def commit_snapshot(
 ) -> CommitResult:
     """Write rows and deletions as commit ``sequence`` of the run; record its failures."""
     committed = commit_run(
-        pending, snapshot_table(settings), quarantine_table(settings), run_id, sequence
+        pending,
+        snapshot_table(settings),
+        segments_table(settings),
+        quarantine_table(settings),
+        run_id,
+        sequence,
     )
     if committed.version is not None:
         get_run_logger().info(

@@ -13,6 +13,7 @@ from tasks.resources import (
     anomaly_store,
     open_index,
     quarantine_table,
+    segments_table,
     snapshot_table,
     table_storage_options,
 )
@@ -38,6 +39,7 @@ def maintain_tables(settings: Settings, keep: list[int], dry_run: bool) -> list[
     anomaly = anomaly_store(settings)
     uris = [
         (snapshot_table(settings).uri, keep),
+        (segments_table(settings).uri, []),
         (quarantine_table(settings).uri, []),
         (anomaly.results_uri, []),
         (anomaly.calibrations_uri, []),

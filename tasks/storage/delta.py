@@ -100,3 +100,8 @@ def _innermost_reason(error: OSError) -> str:
     # delta-rs reports a chain of causes, one per line, innermost last ("Connection refused").
     lines = [_ANSI.sub("", line).strip(" ↳") for line in str(error).splitlines()]
     return next((line for line in reversed(lines) if line), type(error).__name__)
+
+
+def quote_literal(value: str) -> str:
+    """A SQL (and OData) string literal: single quotes doubled, so a value cannot end it."""
+    return "'" + value.replace("'", "''") + "'"

@@ -18,6 +18,7 @@ from flows.search import search
 from tasks.audio import samples
 from tasks.index.lancedb_index import LanceDBIndex
 from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.segments import SegmentsTable, segment_vectors
 from tasks.storage.snapshots import SnapshotTable
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -172,3 +173,33 @@ def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
     assert {"later/one.wav", "later/two.wav"} <= set(
         snapshot.read(columns=["path"])["path"].to_pylist()
     )
+
+
+def test_segments_cover_each_file_and_follow_changes_and_deletions(
+    catalogue: Path, stores: dict[str, str], embedder
+) -> None:
+    ingest(source=str(catalogue), refresh_index=False)
+    segments = SegmentsTable(stores["snapshot"] + "-segments")
+    snapshot = SnapshotTable(stores["snapshot"])
+    rows = {r["path"]: r for r in snapshot.read().to_pylist()}
+    chirp = segments.of_files([rows["sweeps/chirp.mp3"]["key"]])
+    # 4 s at 1 s resolution, contiguous from the first sample to the last
+    assert chirp["start_seconds"].to_pylist() == [0.0, 1.0, 2.0, 3.0]
+    assert chirp["end_seconds"].to_pylist()[-1] == pytest.approx(4.0, abs=0.03)
+    # equal to embedding the same file's windows alone (test windows: 2 s, two segments each)
+    data = (catalogue / "sweeps/chirp.mp3").read_bytes()
+    alone = embedder.embed_file("chirp.mp3", data).segments.embeddings
+    np.testing.assert_allclose(segment_vectors(chirp["embedding"]), alone, rtol=2e-3, atol=1e-3)
+
+    shorter = catalogue / "sweeps/chirp.mp3"
+    samples.write(shorter, samples.chirp(1.5, 44_100), 44_100, 2)
+    os.utime(shorter, ns=(shorter.stat().st_atime_ns, shorter.stat().st_mtime_ns + 10**9))
+    (catalogue / "noise/white.ogg").unlink()
+    ingest(source=str(catalogue), refresh_index=False)
+    assert segments.of_files([rows["sweeps/chirp.mp3"]["key"]])["end_seconds"].to_pylist() == [
+        1.0,
+        pytest.approx(1.5, abs=0.03),
+    ]
+    assert segments.of_files([rows["noise/white.ogg"]["key"]]).num_rows == 0
+    remaining = set(segments.read(columns=["file_key"])["file_key"].to_pylist())
+    assert remaining == set(snapshot.read(columns=["key"])["key"].to_pylist())
