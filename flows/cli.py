@@ -214,8 +214,14 @@ def search(
     ] = None,
     index: IndexUri = None,
     checkpoint: Checkpoint = None,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Find where: segments (file, from, to), not files")
+    ] = False,
+    per_file: Annotated[
+        int, typer.Option(min=1, help="With --segments: at most this many hits from one file")
+    ] = 1,
 ) -> None:
-    """Find the files that sound most like QUERY."""
+    """Find the files that sound most like QUERY (with --segments: where in them)."""
     from flows.search import search as search_flow
     from tasks.reports import search_table
 
@@ -228,6 +234,8 @@ def search(
             labels=label,
             index_uri=index,
             checkpoint_path=str(checkpoint) if checkpoint else None,
+            segments=segments,
+            per_file=per_file,
         )
     console.print(search_table(str(query), hits))
 

@@ -20,8 +20,10 @@ def search(
     labels: list[str] | None = None,
     index_uri: str | None = None,
     checkpoint_path: str | None = None,
+    segments: bool = False,
+    per_file: int = 1,
 ) -> list[SearchHit]:
-    """The files in the index that sound most like an audio file.
+    """The files in the index that sound most like an audio file, or where in them.
 
     Args:
         query: Path of the audio file to search with, on the machine that runs the flow.
@@ -32,11 +34,14 @@ def search(
             AUDIO_EMBEDDINGS_INDEX_URI (unused with Azure AI Search).
         checkpoint_path: Cnn14 checkpoint file on the worker; empty: the worker's
             AUDIO_EMBEDDINGS_CHECKPOINT_PATH, ~/panns_data, or a one-time download.
+        segments: Find the segments (1 s by default) that sound most like the query, each with
+            where it is in its file, instead of whole files; labels then filter segments.
+        per_file: With segments: at most this many segments from one file.
     """
     settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
     model = resolve_model(settings)
-    vector = embed_query(query, settings)
+    vector = embed_query(query, settings, segments)
     where = SearchFilter(path_prefix=path_prefix, any_labels=tuple(labels or ()))
-    hits = search_index(vector, top, where, settings)
+    hits = search_index(vector, top, where, settings, segments, per_file)
     publish_search_results(query, hits, model)
     return hits

@@ -181,7 +181,11 @@ def publish_search_results(query: str, hits: list[SearchHit], model: ResolvedChe
                 "rank": i,
                 "score": round(h.score, 4),
                 "path": h.path,
-                "duration_s": round(h.duration_seconds, 2),
+                **(
+                    {"from_s": round(h.start_seconds, 2), "to_s": round(h.end_seconds, 2)}
+                    if h.start_seconds is not None
+                    else {"duration_s": round(h.duration_seconds, 2)}
+                ),
                 "labels": ", ".join(h.labels[:3]),
             }
             for i, h in enumerate(hits, start=1)
@@ -193,23 +197,26 @@ def publish_search_results(query: str, hits: list[SearchHit], model: ResolvedChe
 
 def search_table(query: str, hits: list[SearchHit]) -> Table:
     """Matches as a rich table for the terminal."""
-    table = Table(title=f"Nearest files to {query}")
+    segments = any(hit.start_seconds is not None for hit in hits)
+    table = Table(title=f"Nearest {'segments' if segments else 'files'} to {query}")
+    where = (
+        [("from (s)", "right"), ("to (s)", "right")] if segments else [("duration (s)", "right")]
+    )
     for name, justify in [
         ("#", "right"),
         ("score", "right"),
         ("path", "left"),
-        ("duration (s)", "right"),
+        *where,
         ("top labels", "left"),
     ]:
         table.add_column(name, justify=justify)
     for rank, hit in enumerate(hits, start=1):
-        table.add_row(
-            str(rank),
-            f"{hit.score:.4f}",
-            hit.path,
-            f"{hit.duration_seconds:.1f}",
-            ", ".join(hit.labels[:3]),
+        span = (
+            [f"{hit.start_seconds:.1f}", f"{hit.end_seconds:.1f}"]
+            if segments
+            else [f"{hit.duration_seconds:.1f}"]
         )
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.path, *span, ", ".join(hit.labels[:3]))
     return table
 
 

@@ -100,12 +100,16 @@ def anomaly_store(settings: Settings) -> AnomalyStore:
     return AnomalyStore(uri, table_storage_options(uri, settings))
 
 
-def open_index(settings: Settings) -> VectorIndex:
-    """The configured vector index backend (``AUDIO_EMBEDDINGS_INDEX_BACKEND``)."""
+def open_index(settings: Settings, segments: bool = False) -> VectorIndex:
+    """The configured vector index backend (``AUDIO_EMBEDDINGS_INDEX_BACKEND``): of files, or of
+    their segments."""
+    from tasks.index.layouts import FILES, SEGMENTS
+
+    layout = SEGMENTS if segments else FILES
     if settings.index_backend == "azure_search":
         from tasks.index.azure_search import AzureSearchIndex
 
-        return AzureSearchIndex(settings, settings.index_name)
+        return AzureSearchIndex(settings, settings.index_name, layout=layout)
     from tasks.index.lancedb_index import LanceDBIndex
 
     return LanceDBIndex(
@@ -114,4 +118,5 @@ def open_index(settings: Settings) -> VectorIndex:
         ann_min_rows=settings.lancedb_ann_min_rows,
         nprobes=settings.lancedb_ann_nprobes,
         refine_factor=settings.lancedb_ann_refine_factor,
+        layout=layout,
     )

@@ -33,7 +33,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from tasks.errors import UserError, reaching
 from tasks.index.azure_search_schema import (
-    RETURNED_FIELDS,
     VECTOR_FIELD,
     document,
     index_definition,
@@ -42,6 +41,7 @@ from tasks.index.azure_search_schema import (
 )
 from tasks.index.filters import SearchFilter, odata_filter
 from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
+from tasks.index.layouts import FILES, Layout, best_per_file
 from tasks.settings import SearchServiceSettings
 from tasks.storage.keyed_table import TableDiff
 
@@ -83,23 +83,31 @@ def _reaching_service(method: _Method) -> _Method:
 
 
 class AzureSearchIndex:
-    """Readers use the alias ``name``; writers fill ``name-vN`` and move the alias."""
+    """Readers use the alias ``name`` (``name-segments`` for the segments layout); writers fill
+    ``<alias>-vN`` and move the alias."""
 
-    def __init__(self, settings: SearchServiceSettings, name: str, credential: Any = None) -> None:
+    def __init__(
+        self,
+        settings: SearchServiceSettings,
+        name: str,
+        credential: Any = None,
+        layout: Layout = FILES,
+    ) -> None:
         if not settings.search_endpoint:
             raise SearchConfigurationError(
                 "AUDIO_EMBEDDINGS_INDEX_BACKEND=azure_search needs "
                 "AUDIO_EMBEDDINGS_SEARCH_ENDPOINT (https://<service>.search.windows.net)"
             )
         self.settings = settings
-        self.name = name
+        self.layout = layout
+        self.name = f"{name}-{layout.suffix}" if layout.suffix else name
         self.endpoint = settings.search_endpoint
         self.credential = credential or _credential(settings)
         self._secrets = (
             [settings.search_api_key.get_secret_value()] if settings.search_api_key else []
         )
         self.indexes = SearchIndexClient(self.endpoint, self.credential)
-        self._state = SearchClient(self.endpoint, f"{name}-state", self.credential)
+        self._state = SearchClient(self.endpoint, f"{self.name}-state", self.credential)
 
     # -- which physical index, and what it reflects -----------------------------------------
 
@@ -130,10 +138,12 @@ class AzureSearchIndex:
         current = self.current_index()
         if current is None:
             current = f"{self.name}-v1"
-            self.indexes.create_or_update_index(index_definition(current, self.settings))
+            self.indexes.create_or_update_index(
+                index_definition(current, self.settings, self.layout)
+            )
             self.indexes.create_or_update_alias(SearchAlias(name=self.name, indexes=[current]))
             return current
-        wanted = vector_shape(index_definition(current, self.settings))
+        wanted = vector_shape(index_definition(current, self.settings, self.layout))
         found = vector_shape(self.indexes.get_index(current))
         if wanted != found:
             raise IndexIncompatibleError(
@@ -173,7 +183,7 @@ class AzureSearchIndex:
                 self.indexes.delete_index(index)
                 del numbered[number]
         new = f"{self.name}-v{max(numbered, default=0) + 1}"
-        self.indexes.create_or_update_index(index_definition(new, self.settings))
+        self.indexes.create_or_update_index(index_definition(new, self.settings, self.layout))
         expected, _ = self._write(new, everything, snapshot_uri)
         count = SearchClient(self.endpoint, new, self.credential).get_document_count()
         if count != expected:
@@ -202,7 +212,7 @@ class AzureSearchIndex:
             for chunk in diff.chunks():
                 for row in chunk.upserts.to_pylist():
                     counts["mergeOrUpload"] += 1
-                    yield "mergeOrUpload", document(row, diff.to_version)
+                    yield "mergeOrUpload", document(row, diff.to_version, self.layout)
                 for key in chunk.deleted_keys:
                     counts["delete"] += 1
                     yield "delete", {"key": key}
@@ -288,33 +298,33 @@ class AzureSearchIndex:
 
     @_reaching_service
     def search(
-        self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        per_file: int = 1,
     ) -> list[SearchHit]:
         query = check_query_vector(vector)
+        segments = self.layout.kind == "segments"
+        # a file holds many segments: look further, then keep the best per file
+        depth = min(max(k * 10, 50), 1_000) if segments else k
         client = SearchClient(self.endpoint, self.name, self.credential)
         results = client.search(
             search_text=None,
             vector_queries=[
                 VectorizedQuery(
-                    vector=query.astype(float).tolist(), k_nearest_neighbors=k, fields=VECTOR_FIELD
+                    vector=query.astype(float).tolist(),
+                    k_nearest_neighbors=depth,
+                    fields=VECTOR_FIELD,
                 )
             ],
             filter=odata_filter(where),
-            select=RETURNED_FIELDS,
-            top=k,
+            select=self.layout.returned,
+            top=depth,
         )
-        return [
-            SearchHit(
-                key=r["key"],
-                path=r["path"],
-                source_uri=r["source_uri"],
-                # the service reports 1 / (1 + (1 - cos)) for cosine; return cos itself
-                score=2.0 - 1.0 / r["@search.score"],
-                duration_seconds=r["duration_seconds"],
-                labels=list(r.get("labels") or []),
-            )
-            for r in results
-        ]
+        # the service reports 1 / (1 + (1 - cos)) for cosine; return cos itself
+        hits = [self.layout.hit(r, 2.0 - 1.0 / r["@search.score"]) for r in results]
+        return best_per_file(hits, per_file, k) if segments else hits
 
     def maintain(self, retention: timedelta, dry_run: bool = False) -> None:
         """Nothing to do: the service compacts its own storage."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 
+import pyarrow as pa
 from azure.search.documents.indexes.models import (
     BinaryQuantizationCompression,
     HnswAlgorithmConfiguration,
@@ -21,53 +22,83 @@ from azure.search.documents.indexes.models import (
     VectorSearchProfile,
 )
 
+from tasks.index.layouts import FILES, Layout
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.settings import SearchServiceSettings
+from tasks.storage.segments import segment_vectors
 
 VECTOR_FIELD = "embedding"
-#: Fields a query returns (the vector is not stored, see below).
-RETURNED_FIELDS = ["key", "source_uri", "path", "duration_seconds", "labels"]
 _PROFILE, _ALGORITHM, _COMPRESSION = "audio-hnsw", "hnsw", "audio-compression"
 
 
-def index_definition(name: str, settings: SearchServiceSettings) -> SearchIndex:
-    """The documents index: snapshot fields plus the HNSW vector field the settings describe."""
+def index_definition(
+    name: str, settings: SearchServiceSettings, layout: Layout = FILES
+) -> SearchIndex:
+    """The documents index: the layout's fields plus the HNSW vector field the settings
+    describe."""
+    fields = [*_fields(layout), _vector_field()]
+    return SearchIndex(name=name, fields=fields, vector_search=_vector_search(settings))
+
+
+def _fields(layout: Layout) -> list[SearchField]:
+    """The layout's fields; the files layout keeps the order of indexes already deployed."""
     string, collection = SearchFieldDataType.String, SearchFieldDataType.Collection
-    fields = [
+    double, int32 = SearchFieldDataType.Double, SearchFieldDataType.Int32
+    location = [
         SimpleField(name="key", type=string, key=True, filterable=True),
         SimpleField(name="source_uri", type=string, filterable=True),
         SimpleField(name="path", type=string, filterable=True, sortable=True),
         SimpleField(name="folder", type=string, filterable=True, facetable=True),
-        SimpleField(
-            name="duration_seconds", type=SearchFieldDataType.Double, filterable=True, sortable=True
+    ]
+    labels = [
+        SearchField(
+            name="labels", type=collection(string), filterable=True, facetable=True, searchable=True
         ),
-        SimpleField(
-            name="sample_rate", type=SearchFieldDataType.Int32, filterable=True, facetable=True
-        ),
-        SimpleField(name="channels", type=SearchFieldDataType.Int32, filterable=True),
+        SimpleField(name="label_scores", type=collection(double)),
+    ]
+    version = SimpleField(name="snapshot_version", type=SearchFieldDataType.Int64, filterable=True)
+    if layout.kind == "segments":
+        return [
+            *location,
+            SimpleField(name="file_key", type=string, filterable=True),
+            SimpleField(name="segment_index", type=int32, sortable=True),
+            SimpleField(name="start_seconds", type=double, filterable=True, sortable=True),
+            SimpleField(name="end_seconds", type=double),
+            *labels,
+            version,
+        ]
+    return [
+        *location,
+        SimpleField(name="duration_seconds", type=double, filterable=True, sortable=True),
+        SimpleField(name="sample_rate", type=int32, filterable=True, facetable=True),
+        SimpleField(name="channels", type=int32, filterable=True),
         SimpleField(
             name="last_modified",
             type=SearchFieldDataType.DateTimeOffset,
             filterable=True,
             sortable=True,
         ),
-        SearchField(
-            name="labels", type=collection(string), filterable=True, facetable=True, searchable=True
-        ),
-        SimpleField(name="label_scores", type=collection(SearchFieldDataType.Double)),
+        *labels,
         SimpleField(name="model", type=string, filterable=True, facetable=True),
         SimpleField(name="checkpoint_sha256", type=string, filterable=True),
-        SimpleField(name="snapshot_version", type=SearchFieldDataType.Int64, filterable=True),
-        SearchField(
-            name=VECTOR_FIELD,
-            type=collection(SearchFieldDataType.Single),
-            searchable=True,
-            vector_search_dimensions=EMBEDDING_SIZE,
-            vector_search_profile_name=_PROFILE,
-            # Not returned by queries: rebuilds read the snapshot, so the copy is not needed.
-            stored=False,
-        ),
+        version,
     ]
+
+
+def _vector_field() -> SearchField:
+    return SearchField(
+        name=VECTOR_FIELD,
+        type=SearchFieldDataType.Collection(SearchFieldDataType.Single),
+        searchable=True,
+        vector_search_dimensions=EMBEDDING_SIZE,
+        vector_search_profile_name=_PROFILE,
+        # Not returned by queries: rebuilds read the tables, so the copy is not needed.
+        stored=False,
+    )
+
+
+def _vector_search(settings: SearchServiceSettings) -> VectorSearch:
+    """HNSW with the configured parameters, and the configured compression."""
     compressions = []
     if settings.search_quantization != "none":
         rescoring = RescoringOptions(
@@ -86,7 +117,7 @@ def index_definition(name: str, settings: SearchServiceSettings) -> SearchIndex:
                 compression_name=_COMPRESSION, rescoring_options=rescoring
             )
         )
-    vector_search = VectorSearch(
+    return VectorSearch(
         algorithms=[
             HnswAlgorithmConfiguration(
                 name=_ALGORITHM,
@@ -107,7 +138,6 @@ def index_definition(name: str, settings: SearchServiceSettings) -> SearchIndex:
         ],
         compressions=compressions,
     )
-    return SearchIndex(name=name, fields=fields, vector_search=vector_search)
 
 
 def state_definition(name: str) -> SearchIndex:
@@ -155,23 +185,35 @@ def vector_shape(index: SearchIndex) -> tuple:
     )
 
 
-def document(row: dict, snapshot_version: int) -> dict:
-    """The search document of a snapshot row."""
-    modified = row["last_modified"]
-    return {
+def document(row: dict, table_version: int, layout: Layout = FILES) -> dict:
+    """The search document of a table row (a snapshot row, or a segment row)."""
+    common = {
         "key": row["key"],
         "source_uri": row["source_uri"],
         "path": row["path"],
         "folder": posixpath.dirname(row["path"]),
-        "duration_seconds": row["duration_seconds"],
-        "sample_rate": row["sample_rate"],
-        "channels": row["channels"],
-        "last_modified": modified.isoformat() if modified else None,
         "labels": list(row["labels"] or []),
         "label_scores": [float(s) for s in row["label_scores"] or []],
-        "model": row["model"],
-        "checkpoint_sha256": row["checkpoint_sha256"],
-        "snapshot_version": snapshot_version,
-        # float32 carries ~7 significant digits; more only inflates the JSON
-        VECTOR_FIELD: [float(f"{x:.7g}") for x in row["embedding"]],
+        "snapshot_version": table_version,
     }
+    if layout.kind == "segments":
+        vector = segment_vectors(pa.array([row["embedding"]], pa.binary()))[0]
+        specific = {
+            "file_key": row["file_key"],
+            "segment_index": row["segment_index"],
+            "start_seconds": row["start_seconds"],
+            "end_seconds": row["end_seconds"],
+        }
+    else:
+        vector = row["embedding"]
+        modified = row["last_modified"]
+        specific = {
+            "duration_seconds": row["duration_seconds"],
+            "sample_rate": row["sample_rate"],
+            "channels": row["channels"],
+            "last_modified": modified.isoformat() if modified else None,
+            "model": row["model"],
+            "checkpoint_sha256": row["checkpoint_sha256"],
+        }
+    # float32 carries ~7 significant digits; more only inflates the JSON
+    return {**common, **specific, VECTOR_FIELD: [float(f"{x:.7g}") for x in vector]}

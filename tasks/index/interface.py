@@ -20,7 +20,8 @@ from tasks.storage.keyed_table import TableDiff
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One match: cosine similarity in [-1, 1] (Cnn14 embeddings are non-negative, so [0, 1])."""
+    """One match: cosine similarity in [-1, 1] (Cnn14 embeddings are non-negative, so [0, 1]).
+    ``key`` is the file's; a segment match also says where in the file (s)."""
 
     key: str
     path: str
@@ -28,6 +29,8 @@ class SearchHit:
     score: float
     duration_seconds: float
     labels: list[str] = field(default_factory=list)
+    start_seconds: float | None = None
+    end_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,14 @@ class VectorIndex(Protocol):
         ...
 
     def search(
-        self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        per_file: int = 1,
     ) -> list[SearchHit]:
-        """The ``k`` nearest files to ``vector`` (2048 floats) by cosine similarity."""
+        """The ``k`` nearest documents to ``vector`` (2048 floats) by cosine similarity; for a
+        segments index, at most ``per_file`` segments of one file."""
         ...
 
     def count(self) -> int:

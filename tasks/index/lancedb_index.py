@@ -19,28 +19,12 @@ import pyarrow as pa
 
 from tasks.index.filters import SearchFilter, quote_literal, sql_predicate
 from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
-from tasks.model.constants import EMBEDDING_SIZE
+from tasks.index.layouts import FILES, Layout, best_per_file
 from tasks.storage.delta import UTC_MICROS
 from tasks.storage.keyed_table import TableDiff
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA
 
-#: Snapshot columns copied into the index (what a hit shows and filters use).
-INDEXED_COLUMNS = (
-    "key",
-    "source_uri",
-    "path",
-    "duration_seconds",
-    "sample_rate",
-    "last_modified",
-    "labels",
-    "label_scores",
-    "model",
-    "checkpoint_sha256",
-)
-INDEX_SCHEMA = pa.schema(
-    [SNAPSHOT_SCHEMA.field(name) for name in INDEXED_COLUMNS]
-    + [pa.field("vector", pa.list_(pa.float32(), EMBEDDING_SIZE))]
-)
+#: The file index's schema (benchmarks fill it directly).
+INDEX_SCHEMA = FILES.lancedb_schema
 STATE_SCHEMA = pa.schema(
     [
         pa.field("snapshot_uri", pa.string(), nullable=False),
@@ -52,7 +36,8 @@ _DELETE_CHUNK = 500
 
 
 class LanceDBIndex:
-    """A LanceDB folder holding the table ``name`` and its ``<name>_state`` side table."""
+    """A LanceDB folder holding the table ``name`` (``name_segments`` for the segments layout)
+    and its ``<table>_state`` side table."""
 
     def __init__(
         self,
@@ -61,9 +46,12 @@ class LanceDBIndex:
         ann_min_rows: int | None = None,
         nprobes: int = 20,
         refine_factor: int = 10,
+        layout: Layout = FILES,
     ) -> None:
         self.uri = uri
-        self.name = name
+        self.layout = layout
+        self.name = f"{name}_{layout.suffix}" if layout.suffix else name
+        self.schema = layout.lancedb_schema
         self.ann_min_rows = ann_min_rows
         self.nprobes = nprobes
         self.refine_factor = refine_factor
@@ -85,7 +73,7 @@ class LanceDBIndex:
         if diff.from_version is None:  # a first fill: one streamed write, no key matching
             self.rebuild(diff, snapshot_uri)
             return RefreshResult(None, diff.to_version, self.count(), 0)
-        table = self._open(self.name, INDEX_SCHEMA)
+        table = self._open(self.name, self.schema)
         upserted = deleted = 0
         for batch in diff.batches():  # one batch of partitions at a time: memory stays flat
             if batch.upserts.num_rows:
@@ -102,10 +90,8 @@ class LanceDBIndex:
         self._record(snapshot_uri, diff.to_version)
         return RefreshResult(diff.from_version, diff.to_version, upserted, deleted)
 
-    @staticmethod
-    def _documents(rows: pa.Table) -> pa.Table:
-        names = ["vector" if n == "embedding" else n for n in rows.column_names]
-        return rows.rename_columns(names).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+    def _documents(self, rows: pa.Table) -> pa.Table:
+        return self.layout.documents(rows)
 
     def _record(self, snapshot_uri: str, version: int) -> None:
         """Write which snapshot version the index reflects (after the data)."""
@@ -137,7 +123,7 @@ class LanceDBIndex:
             for record_batch in self._documents(batch.upserts).to_batches()
         )
         table = self._db.create_table(
-            self.name, data=documents, schema=INDEX_SCHEMA, mode="overwrite"
+            self.name, data=documents, schema=self.schema, mode="overwrite"
         )
         self._maintain_ann(table)
         self._record(snapshot_uri, everything.to_version)
@@ -146,35 +132,36 @@ class LanceDBIndex:
         return self.name
 
     def search(
-        self, vector: np.ndarray, k: int = 10, where: SearchFilter | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        per_file: int = 1,
     ) -> list[SearchHit]:
+        segments = self.layout.kind == "segments"
+        # a file holds many segments: look further, then keep the best per file
+        limit = min(max(k * 10, 50), 1_000) if segments else k
         query = (
-            self._open(self.name, INDEX_SCHEMA)
+            self._open(self.name, self.schema)
             .search(check_query_vector(vector), vector_column_name="vector")
             .metric("cosine")
-            .limit(k)
-            .select(["key", "source_uri", "path", "duration_seconds", "labels", "_distance"])
+            .limit(limit)
+            .select([*self.layout.returned, "_distance"])
         )
         if self.has_ann_index():
             query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
         clause = sql_predicate(where)
         if clause:
             query = query.where(clause, prefilter=True)
-        return [
-            SearchHit(
-                key=row["key"],
-                path=row["path"],
-                source_uri=row["source_uri"],
-                score=1.0 - float(row["_distance"]),
-                duration_seconds=row["duration_seconds"],
-                labels=list(row["labels"] or []),
-            )
+        hits = [
+            self.layout.hit(row, 1.0 - float(row["_distance"]))
             for row in query.to_arrow().to_pylist()
         ]
+        return best_per_file(hits, per_file, k) if segments else hits
 
     def has_ann_index(self) -> bool:
         """Whether the vector column has an ANN index."""
-        indices = self._open(self.name, INDEX_SCHEMA).list_indices()
+        indices = self._open(self.name, self.schema).list_indices()
         return any("vector" in index.columns for index in indices)
 
     def _maintain_ann(self, table: lancedb.table.Table) -> None:
@@ -193,12 +180,12 @@ class LanceDBIndex:
             )
 
     def count(self) -> int:
-        return self._open(self.name, INDEX_SCHEMA).count_rows()
+        return self._open(self.name, self.schema).count_rows()
 
     def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int]:
         """Compact the table's fragments, fold new rows into its ANN index, and remove
         versions older than ``retention``; returns fragments and versions before and after."""
-        table = self._open(self.name, INDEX_SCHEMA)
+        table = self._open(self.name, self.schema)
         before = {
             "fragments_before": table.stats()["fragment_stats"]["num_fragments"],
             "versions_before": len(table.list_versions()),
@@ -215,7 +202,7 @@ class LanceDBIndex:
 
     def document_keys(self) -> set[str]:
         """Every document key (for checks that the index equals a snapshot)."""
-        table = self._open(self.name, INDEX_SCHEMA)
+        table = self._open(self.name, self.schema)
         keys = table.search().select(["key"]).limit(max(table.count_rows(), 1)).to_arrow()
         return set(keys.column("key").to_pylist())
 

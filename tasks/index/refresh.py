@@ -4,13 +4,14 @@ reflects, or rebuild it from the whole snapshot."""
 from __future__ import annotations
 
 from tasks.index.interface import RefreshResult, VectorIndex
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.keyed_table import KeyedTable
 
 
 def refresh_index(
-    index: VectorIndex, snapshot: SnapshotTable, rebuild: bool = False, drop_old: bool = False
+    index: VectorIndex, snapshot: KeyedTable, rebuild: bool = False, drop_old: bool = False
 ) -> RefreshResult | None:
-    """Apply the snapshot changes since the version ``index`` reflects (None: no snapshot yet).
+    """Apply the table's changes since the version ``index`` reflects (None: no table yet);
+    ``snapshot`` is the snapshot for a file index, the segments table for a segment index.
 
     ``rebuild`` builds a new index from the whole snapshot and switches readers to it once it is
     complete (for a model or index-setting change); ``drop_old`` then deletes the previous one.

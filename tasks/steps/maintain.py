@@ -22,35 +22,40 @@ from tasks.storage.upkeep import TableUpkeep, maintain_table
 
 
 @task(name="versions-to-keep", cache_policy=NO_CACHE)
-def versions_to_keep(settings: Settings) -> list[int]:
-    """Snapshot versions that later runs diff from: the one the index reflects, and the ones the
-    anomaly scans last scanned."""
-    snapshot = snapshot_table(settings)
+def versions_to_keep(settings: Settings) -> dict[str, list[int]]:
+    """Table versions that later runs diff from, by table URI: the snapshot versions the index
+    reflects and the anomaly scans last scanned, the segments version the segment index
+    reflects."""
+    snapshot, segments = snapshot_table(settings), segments_table(settings)
     keep = [v for v in cursor_values("anomaly_scan") if isinstance(v, int)]
     reflected = open_index(settings).reflected_version(snapshot.uri)
-    if reflected is not None:
-        keep.append(reflected)
-    return sorted(set(keep))
+    segments_reflected = open_index(settings, segments=True).reflected_version(segments.uri)
+    return {
+        snapshot.uri: sorted({*keep, *([reflected] if reflected is not None else [])}),
+        segments.uri: [segments_reflected] if segments_reflected is not None else [],
+    }
 
 
 @task(name="maintain-tables", cache_policy=NO_CACHE)
-def maintain_tables(settings: Settings, keep: list[int], dry_run: bool) -> list[TableUpkeep]:
+def maintain_tables(
+    settings: Settings, keep: dict[str, list[int]], dry_run: bool
+) -> list[TableUpkeep]:
     """Compact, vacuum and checkpoint the snapshot, quarantine and anomaly tables."""
     anomaly = anomaly_store(settings)
     uris = [
-        (snapshot_table(settings).uri, keep),
-        (segments_table(settings).uri, []),
-        (quarantine_table(settings).uri, []),
-        (anomaly.results_uri, []),
-        (anomaly.calibrations_uri, []),
+        snapshot_table(settings).uri,
+        segments_table(settings).uri,
+        quarantine_table(settings).uri,
+        anomaly.results_uri,
+        anomaly.calibrations_uri,
     ]
     done = []
-    for uri, versions in uris:
+    for uri in uris:
         upkeep = maintain_table(
             uri,
             table_storage_options(uri, settings),
             settings.vacuum_retention_hours,
-            versions,
+            keep.get(uri, []),
             dry_run,
         )
         if upkeep is not None:

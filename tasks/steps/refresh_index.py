@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.index.interface import RefreshResult
 from tasks.index.refresh import refresh_index
-from tasks.resources import open_index, snapshot_table
+from tasks.resources import open_index, segments_table, snapshot_table
 from tasks.settings import Settings
 
 
@@ -17,9 +17,10 @@ from tasks.settings import Settings
 def refresh_index_task(
     settings: Settings, rebuild: bool = False, drop_old: bool = False
 ) -> RefreshResult | None:
-    """Bring the index up to the latest snapshot version (see tasks.index.refresh)."""
-    result = refresh_index(open_index(settings), snapshot_table(settings), rebuild, drop_old)
+    """Bring the file index up to the latest snapshot version and the segment index up to the
+    latest segments version (see tasks.index.refresh); returns what the file index did."""
     logger = get_run_logger()
+    result = refresh_index(open_index(settings), snapshot_table(settings), rebuild, drop_old)
     if result is None:
         logger.info("no snapshot yet at %s: nothing to index", settings.resolved_snapshot_uri())
     elif result.rebuilt_index:
@@ -30,5 +31,15 @@ def refresh_index_task(
             result.to_version,
             result.upserted,
             result.deleted,
+        )
+    segments = refresh_index(
+        open_index(settings, segments=True), segments_table(settings), rebuild, drop_old
+    )
+    if segments is not None:
+        logger.info(
+            "segment index reflects segments version %d (%d upserted, %d deleted)",
+            segments.to_version,
+            segments.upserted,
+            segments.deleted,
         )
     return result

@@ -16,15 +16,22 @@ from tasks.settings import Settings
 
 
 @task(name="embed-query", cache_policy=NO_CACHE)
-def embed_query(query_path: str, settings: Settings) -> np.ndarray:
-    """The scene embedding of one audio file (mean of its windows), as the index stores them."""
+def embed_query(query_path: str, settings: Settings, segments: bool = False) -> np.ndarray:
+    """The query's vector, as the index stores them: for files, the mean of its windows; for
+    segments, the mean of its segments (its own audio only, not a short clip's padding)."""
     embedder = load_embedder(settings.model_settings(), settings.audio_limits())
-    return embedder.embed_file(query_path, Path(query_path).read_bytes()).embedding
+    embedded = embedder.embed_file(query_path, Path(query_path).read_bytes())
+    return embedded.segments.embeddings.mean(axis=0) if segments else embedded.embedding
 
 
 @task(name="search-index", cache_policy=NO_CACHE)
 def search_index(
-    vector: np.ndarray, top: int, where: SearchFilter, settings: Settings
+    vector: np.ndarray,
+    top: int,
+    where: SearchFilter,
+    settings: Settings,
+    segments: bool = False,
+    per_file: int = 1,
 ) -> list[SearchHit]:
-    """The ``top`` nearest files in the index."""
-    return open_index(settings).search(vector, k=top, where=where)
+    """The ``top`` nearest files, or segments (at most ``per_file`` a file), in the index."""
+    return open_index(settings, segments).search(vector, k=top, where=where, per_file=per_file)

@@ -17,6 +17,7 @@ from flows.ingest import ingest
 from flows.search import search
 from tasks.audio import samples
 from tasks.index.lancedb_index import LanceDBIndex
+from tasks.index.layouts import SEGMENTS
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.segments import SegmentsTable, segment_vectors
 from tasks.storage.snapshots import SnapshotTable
@@ -178,7 +179,7 @@ def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
 def test_segments_cover_each_file_and_follow_changes_and_deletions(
     catalogue: Path, stores: dict[str, str], embedder
 ) -> None:
-    ingest(source=str(catalogue), refresh_index=False)
+    ingest(source=str(catalogue))  # files and segments indexed
     segments = SegmentsTable(stores["snapshot"] + "-segments")
     snapshot = SnapshotTable(stores["snapshot"])
     rows = {r["path"]: r for r in snapshot.read().to_pylist()}
@@ -195,7 +196,7 @@ def test_segments_cover_each_file_and_follow_changes_and_deletions(
     samples.write(shorter, samples.chirp(1.5, 44_100), 44_100, 2)
     os.utime(shorter, ns=(shorter.stat().st_atime_ns, shorter.stat().st_mtime_ns + 10**9))
     (catalogue / "noise/white.ogg").unlink()
-    ingest(source=str(catalogue), refresh_index=False)
+    ingest(source=str(catalogue))
     assert segments.of_files([rows["sweeps/chirp.mp3"]["key"]])["end_seconds"].to_pylist() == [
         1.0,
         pytest.approx(1.5, abs=0.03),
@@ -203,3 +204,6 @@ def test_segments_cover_each_file_and_follow_changes_and_deletions(
     assert segments.of_files([rows["noise/white.ogg"]["key"]]).num_rows == 0
     remaining = set(segments.read(columns=["file_key"])["file_key"].to_pylist())
     assert remaining == set(snapshot.read(columns=["key"])["key"].to_pylist())
+    # the segment index follows the table: changed and deleted files' segments are gone there too
+    indexed = LanceDBIndex(stores["index"], layout=SEGMENTS).document_keys()
+    assert indexed == set(segments.read(columns=["key"])["key"].to_pylist())

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
@@ -15,9 +16,11 @@ from tasks.audio import samples
 from tasks.errors import ServiceUnreachableError
 from tasks.index.azure_search import AzureSearchIndex, IndexIncompatibleError, IndexRefreshError
 from tasks.index.filters import SearchFilter
+from tasks.index.layouts import SEGMENTS
 from tasks.ingest.shard import embed_shard
 from tasks.model.embedder import PannsEmbedder
 from tasks.settings import SearchServiceSettings
+from tasks.storage.segments import SegmentsTable, segment_vectors
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import LocalSource
 from tests.search_emulator import Faults, SearchEmulator
@@ -289,3 +292,26 @@ def test_ingest_and_search_flows_on_azure_search(
     assert len(emulator.documents["audio-embeddings-v1"]) == 5
     hits = search(query=str(catalogue / "machines/ticker.wav"), top=2)
     assert hits[0].path == "machines/ticker.wav"
+
+
+def test_a_segments_index_beside_the_file_index(
+    emulator, tmp_path: Path, catalogue: Path, embedder: PannsEmbedder
+) -> None:
+    source = LocalSource(catalogue)
+    shard = embed_shard(list(source.list_items()), source, embedder, "r1")
+    segments = SegmentsTable(str(tmp_path / "segments"))
+    segments.commit(shard.segments, [], "r1")
+    index = AzureSearchIndex(_settings(emulator), "audio", layout=SEGMENTS)
+    result = index.apply(segments.diff(None), segments.uri)
+    assert index.current_index() == "audio-segments-v1"
+    assert result.upserted == shard.segments.num_rows == index.count()
+    fields = {f["name"] for f in emulator.indexes["audio-segments-v1"]["fields"]}
+    assert {"file_key", "start_seconds", "end_seconds", "embedding"} <= fields
+
+    row = shard.segments.to_pylist()[3]
+    vector = segment_vectors(pa.array([row["embedding"]], pa.binary()))[0]
+    hits = index.search(vector, k=3)
+    assert hits[0].key == row["file_key"] and hits[0].start_seconds == row["start_seconds"]
+    assert len({h.key for h in hits}) == len(hits)  # one segment per file
+    per_file = index.search(vector, k=3, per_file=3)
+    assert [h.key for h in per_file].count(row["file_key"]) >= 2

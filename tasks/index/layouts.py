@@ -1,0 +1,139 @@
+"""What an index holds: whole files (a vector per snapshot row) or segments (a vector per
+segment row, "where in the file"). Each backend keeps one index per layout, refreshed from its
+own table with the same diff machinery.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+from tasks.index.interface import SearchHit
+from tasks.model.constants import EMBEDDING_SIZE
+from tasks.storage.segments import SEGMENTS_SCHEMA, segment_vectors
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA
+
+Kind = Literal["files", "segments"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One kind of index: its name suffix, the columns it copies from its table, and how a
+    row found becomes a ``SearchHit``."""
+
+    kind: Kind
+    suffix: str
+    columns: tuple[str, ...]
+    source_schema: pa.Schema
+    vector_type: pa.DataType
+
+    @property
+    def lancedb_schema(self) -> pa.Schema:
+        return pa.schema(
+            [self.source_schema.field(name) for name in self.columns]
+            + [pa.field("vector", self.vector_type)]
+        )
+
+    def documents(self, rows: pa.Table) -> pa.Table:
+        """Table rows as LanceDB documents: the copied columns and the vector."""
+        if self.kind == "segments":
+            vectors = pa.FixedSizeListArray.from_arrays(
+                pa.array(segment_vectors(rows["embedding"]).astype("float16").ravel()),
+                EMBEDDING_SIZE,
+            )
+        else:
+            vectors = rows["embedding"]
+        schema = self.lancedb_schema
+        return pa.table({**{name: rows[name] for name in self.columns}, "vector": vectors}).cast(
+            schema
+        )
+
+    @property
+    def returned(self) -> list[str]:
+        """Columns a hit needs."""
+        common = ["source_uri", "path", "labels"]
+        if self.kind == "segments":
+            return ["file_key", *common, "start_seconds", "end_seconds"]
+        return ["key", *common, "duration_seconds"]
+
+    def hit(self, row: dict, score: float) -> SearchHit:
+        """A found row (returned columns) as a hit; a segment hit carries its file's key."""
+        labels = list(row.get("labels") or [])
+        if self.kind == "segments":
+            return SearchHit(
+                key=row["file_key"],
+                path=row["path"],
+                source_uri=row["source_uri"],
+                score=score,
+                duration_seconds=row["end_seconds"] - row["start_seconds"],
+                labels=labels,
+                start_seconds=row["start_seconds"],
+                end_seconds=row["end_seconds"],
+            )
+        return SearchHit(
+            key=row["key"],
+            path=row["path"],
+            source_uri=row["source_uri"],
+            score=score,
+            duration_seconds=row["duration_seconds"],
+            labels=labels,
+        )
+
+
+FILES = Layout(
+    kind="files",
+    suffix="",
+    columns=(
+        "key",
+        "source_uri",
+        "path",
+        "duration_seconds",
+        "sample_rate",
+        "last_modified",
+        "labels",
+        "label_scores",
+        "model",
+        "checkpoint_sha256",
+    ),
+    source_schema=SNAPSHOT_SCHEMA,
+    vector_type=pa.list_(pa.float32(), EMBEDDING_SIZE),
+)
+SEGMENTS = Layout(
+    kind="segments",
+    suffix="segments",
+    columns=(
+        "key",
+        "file_key",
+        "source_uri",
+        "path",
+        "segment_index",
+        "start_seconds",
+        "end_seconds",
+        "labels",
+        "label_scores",
+    ),
+    source_schema=SEGMENTS_SCHEMA,
+    # float16 like the table: a segment index is ten times the file index
+    vector_type=pa.list_(pa.float16(), EMBEDDING_SIZE),
+)
+
+
+def folder_of(path: str) -> str:
+    """The folder part of a catalogue path (a facet in the cloud index)."""
+    return posixpath.dirname(path)
+
+
+def best_per_file(hits: list[SearchHit], per_file: int, top: int) -> list[SearchHit]:
+    """Hits in score order, at most ``per_file`` from one file, at most ``top`` in all."""
+    kept: list[SearchHit] = []
+    taken: dict[str, int] = {}
+    for hit in sorted(hits, key=lambda h: -h.score):
+        if taken.get(hit.key, 0) < per_file:
+            kept.append(hit)
+            taken[hit.key] = taken.get(hit.key, 0) + 1
+            if len(kept) == top:
+                break
+    return kept
