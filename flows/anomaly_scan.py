@@ -1,4 +1,5 @@
-"""Scheduled anomaly scan: score new clips against references of normal sound, report, alert."""
+"""Scheduled anomaly scan: score new clips against references of normal sound, from the segment
+embeddings ingest stored (no model is loaded), report, alert; silent clips are reported too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Literal
 from prefect import flow
 from prefect.runtime import flow_run
 
-from tasks.anomaly.scoring import ReferenceSelector
+from tasks.anomaly.scan import ScoringOptions
+from tasks.anomaly.scoring import DEFAULT_SCORING, ReferenceSelector, Scoring
+from tasks.anomaly.windows import ScanWindows
 from tasks.settings import Settings
 from tasks.steps.anomaly_scan import (
     calibrate_references_task,
@@ -28,7 +31,8 @@ class ScanSummary:
     snapshot_version: int | None
     scanned: int
     anomalies: int
-    unreadable: int
+    silent: int
+    not_scored: int
     without_reference: int
     thresholds: dict[str, float]
 
@@ -41,12 +45,13 @@ def anomaly_scan(
     reference_metadata: dict[str, str] | None = None,
     group_metadata_key: str | None = None,
     paths: list[str] | None = None,
+    scoring: Scoring = DEFAULT_SCORING,
     k: int = 3,
     threshold_method: Literal["gamma", "quantile"] = "gamma",
     quantile: float = 0.99,
     threshold: float | None = None,
-    window_seconds: float = 2.0,
-    hop_seconds: float | None = 1.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
 ) -> ScanSummary:
     """Score clips against the reference of normal operation that their group belongs to.
 
@@ -60,14 +65,17 @@ def anomaly_scan(
             the normal reference (e.g. condition = normal).
         group_metadata_key: Or: this blob metadata key names the machine.
         paths: Score these snapshot paths; empty: every clip new or changed since the last scan.
-        k: Reference windows averaged per window score (k nearest neighbours).
+        scoring: Window score: mahalanobis (distance to the reference's mean, shrunk
+            covariance) or knn (mean cosine distance to the k nearest reference windows).
+        k: Reference windows averaged per window score (knn scoring).
         threshold_method: How the threshold is read from the reference's leave-one-out scores:
             a fitted gamma distribution, or the empirical quantile.
         quantile: Quantile of normal window scores used as the threshold.
         threshold: A fixed threshold instead of the calibrated one.
-        window_seconds: Scan window length (s); shorter than ingest windows so that a short
-            knock is not averaged away.
-        hop_seconds: Time between scan window starts (s); empty: the window length.
+        window_seconds: Scan window length (s): a whole multiple of the stored segments
+            (AUDIO_EMBEDDINGS_SEGMENT_SECONDS, 1 s); empty: one window per segment.
+        hop_seconds: Time between scan window starts (s), a multiple of the segments too;
+            empty: the segment length.
     """
     settings = Settings()
     selector = ReferenceSelector(
@@ -77,25 +85,28 @@ def anomaly_scan(
         tuple(sorted((reference_metadata or {}).items())),
         group_metadata_key,
     )
+    options = ScoringOptions(
+        ScanWindows(window_seconds, hop_seconds), scoring, k, threshold_method, quantile, threshold
+    )
     run_id = str(flow_run.id)
     plan = plan_scan_task(selector, settings, paths)
-    if plan.snapshot_version is None or not plan.to_scan:
-        return ScanSummary(plan.snapshot_version, 0, 0, 0, len(plan.without_reference), {})
-    calibrated = calibrate_references_task(
-        plan, settings, k, threshold_method, quantile, threshold, window_seconds, hop_seconds
-    )
-    scores, problems = score_clips(
-        plan.to_scan, calibrated, selector, settings, window_seconds, hop_seconds
-    )
+    if plan.snapshot_version is None or not plan.has_work:
+        if not paths and plan.snapshot_version is not None:
+            save_scan_cursor(selector, settings, plan.cursor)
+        return ScanSummary(plan.snapshot_version, 0, 0, 0, 0, len(plan.without_reference), {})
+    calibrated = calibrate_references_task(plan, settings, options)
+    scores, problems = score_clips(plan, calibrated, selector, settings, options)
     store_results(scores, settings, run_id, plan.snapshot_version)
-    anomalies = emit_anomaly_events(scores, run_id)
+    emit_anomaly_events(scores, run_id)
     publish_scan_report_task(scores, calibrated, plan, problems)
     if not paths:
-        save_scan_cursor(selector, settings, plan.snapshot_version)
+        save_scan_cursor(selector, settings, plan.cursor)
+    silent = sum(s.silent for s in scores)
     return ScanSummary(
         plan.snapshot_version,
-        len(scores),
-        anomalies,
+        len(scores) - silent,
+        sum(s.is_anomaly for s in scores),
+        silent,
         len(problems),
         len(plan.without_reference),
         {g: c.threshold for g, c in calibrated.calibrations.items()},

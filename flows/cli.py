@@ -21,9 +21,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from typer.core import TyperGroup
 
 from flows.temporary_server import prefect_api
+from tasks.anomaly.scoring import DEFAULT_SCORING, Scoring
 from tasks.audio.decode import decode as decode_audio
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
@@ -356,7 +358,14 @@ Quantile = Annotated[
     float, typer.Option(min=0.5, max=0.9999, help="Quantile of normal window scores (threshold)")
 ]
 ScanWindow = Annotated[
-    float, typer.Option(min=0.5, help="Scan window (s); windows overlap by half")
+    float | None,
+    typer.Option(
+        help="Scan window (s): a whole multiple of the stored segments (default: one segment)"
+    ),
+]
+ScanHop = Annotated[
+    float | None,
+    typer.Option(help="Time between scan windows (s), a multiple of the segments (default: one)"),
 ]
 anomaly_app = typer.Typer(
     help="Anomaly scans against references of normal sound.", no_args_is_help=True
@@ -388,12 +397,21 @@ def anomaly_scan(
             help="Scan these paths (repeatable) instead of the clips new since the last scan"
         ),
     ] = None,
+    scoring: Annotated[
+        Scoring,
+        typer.Option(
+            help="Window score: distance to the reference's mean under a shrunk covariance "
+            "(mahalanobis) or to the k nearest reference windows (knn)",
+        ),
+    ] = DEFAULT_SCORING,
     k: Neighbours = 3,
     quantile: Quantile = 0.99,
     threshold: Annotated[float | None, typer.Option(help="Override the calibration")] = None,
-    window_seconds: ScanWindow = 2.0,
+    window_seconds: ScanWindow = None,
+    hop_seconds: ScanHop = None,
 ) -> None:
-    """Score new clips against their reference; report anomalies and where they are."""
+    """Score new clips against their reference, from the segments ingest stored (no model is
+    loaded); report anomalies, where they are, and silent clips."""
     from flows.anomaly_scan import anomaly_scan as scan_flow
 
     if not reference_prefix and not reference_metadata:
@@ -406,15 +424,17 @@ def anomaly_scan(
             group_pattern=group_pattern,
             group_metadata_key=group_metadata_key,
             paths=path,
+            scoring=scoring,
             k=k,
             quantile=quantile,
             threshold=threshold,
             window_seconds=window_seconds,
-            hop_seconds=window_seconds / 2,
+            hop_seconds=hop_seconds,
         )
     console.print(
-        f"scanned {summary.scanned} clips: {summary.anomalies} anomalous "
-        f"(thresholds {summary.thresholds}); details in the anomaly-scan artifact"
+        f"scanned {summary.scanned} clips: {summary.anomalies} anomalous, {summary.silent} "
+        f"silent, {summary.not_scored} not scored (thresholds {summary.thresholds}); details "
+        "in the anomaly-scan artifact"
     )
 
 
@@ -423,32 +443,75 @@ def anomaly_evaluate(
     reference: Annotated[Path, typer.Argument(help="Folder of normal clips (the reference)")],
     normal: Annotated[Path, typer.Argument(help="Folder of held-out normal clips")],
     anomalous: Annotated[Path, typer.Argument(help="Folder of anomalous clips")],
+    group_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex whose first group, on a path within each folder, names the machine "
+            "(e.g. '^([^/]+)/'): one reference and one score per machine"
+        ),
+    ] = None,
     k: Neighbours = 3,
     quantile: Quantile = 0.99,
-    window_seconds: ScanWindow = 2.0,
+    window_seconds: ScanWindow = None,
+    hop_seconds: ScanHop = None,
     checkpoint: Checkpoint = None,
 ) -> None:
-    """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold."""
+    """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold, for
+    both window scores, overall and per machine (clips embedded as ingest embeds them)."""
     from tasks.anomaly.evaluate import evaluate_folders
+    from tasks.anomaly.windows import ScanWindows
 
     _preflight(checkpoint)
     settings = Settings.with_overrides(checkpoint_path=checkpoint)
-    result, calibration = evaluate_folders(
+    results = evaluate_folders(
         reference,
         normal,
         anomalous,
         settings,
+        ScanWindows(window_seconds, hop_seconds),
         k=k,
         quantile=quantile,
-        window_seconds=window_seconds,
-        hop_seconds=window_seconds / 2,
+        group_pattern=group_pattern,
     )
-    console.print(
-        f"ROC AUC {result.roc_auc:.3f}, pAUC(0.1) {result.partial_auc:.3f}, precision "
-        f"{result.precision:.3f}, recall {result.recall:.3f} at threshold "
-        f"{calibration.threshold:.4g} ({result.normal_clips} normal, "
-        f"{result.anomalous_clips} anomalous clips)"
+    table = Table(
+        "score",
+        "machine",
+        "AUC",
+        "pAUC",
+        "precision",
+        "recall",
+        "normal",
+        "anomalous",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+        caption=f"ROC AUC; pAUC at FPR <= 0.1 (standardised, DCASE); precision and recall at "
+        f"the calibrated threshold; default score: {DEFAULT_SCORING}",
     )
+    for result in results:
+        rows = [("all", result.overall)]
+        if len(result.per_group) > 1:
+            rows += sorted(result.per_group.items())
+        for i, (group, evaluation) in enumerate(rows):
+            table.add_row(
+                result.scoring if i == 0 else "",
+                group or "(no group)",
+                f"{evaluation.roc_auc:.3f}",
+                f"{evaluation.partial_auc:.3f}",
+                f"{evaluation.precision:.3f}",
+                f"{evaluation.recall:.3f}",
+                str(evaluation.normal_clips),
+                str(evaluation.anomalous_clips),
+            )
+        if len(result.per_group) > 1:
+            table.add_row(
+                "",
+                "harmonic mean",
+                f"{result.mean_auc:.3f}",
+                f"{result.mean_partial_auc:.3f}",
+                end_section=True,
+            )
+    console.print(table)
 
 
 if __name__ == "__main__":

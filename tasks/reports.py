@@ -273,22 +273,34 @@ def scan_report(
     without_reference: int,
     problems: Sequence[str],
 ) -> str:
-    """The markdown report of a scan: counts, the top anomalies with where they are, the
-    distribution of scores against the thresholds, and the clips that could not be read."""
-    anomalies = sorted((s for s in scores if s.is_anomaly), key=lambda s: -s.score)
+    """The markdown report of a scan: counts, the silent clips, the top anomalies with where
+    they are, the distribution of scores against the thresholds, and the clips not scored."""
+    silent = [s for s in scores if s.silent]
+    scored = [s for s in scores if not s.silent]
+    anomalies = sorted((s for s in scored if s.is_anomaly), key=lambda s: -s.score)
     lines = [
         "# Anomaly scan",
-        f"Snapshot version {snapshot_version}: {len(scores)} clips scored, "
-        f"**{len(anomalies)} anomalous**, {len(problems)} unreadable, "
-        f"{without_reference} without a reference group.",
+        f"Snapshot version {snapshot_version}: {len(scored)} clips scored, "
+        f"**{len(anomalies)} anomalous**, **{len(silent)} silent**, {len(problems)} not "
+        f"scored, {without_reference} without a reference group.",
         "",
-        "| group | threshold | method | reference clips |",
-        "|---|---|---|---|",
+        "| group | threshold | score | method | reference clips |",
+        "|---|---|---|---|---|",
         *(
-            f"| {g or '(all)'} | {c.threshold:.4f} | {c.method} q={c.quantile} k={c.k} | "
-            f"{c.reference_clips} |"
+            f"| {g or '(all)'} | {c.threshold:.4f} | {c.scoring} | {c.method} q={c.quantile} "
+            f"k={c.k} | {c.reference_clips} |"
             for g, c in sorted(calibrations.items())
         ),
+    ]
+    if silent:
+        lines += [
+            "",
+            "## Silent clips (stopped machine or dead microphone?)",
+            "| clip | group |",
+            "|---|---|",
+            *(f"| {s.path} | {s.group or '(all)'} |" for s in sorted(silent, key=lambda s: s.path)),
+        ]
+    lines += [
         "",
         "## Top anomalies",
         "| clip | group | score | threshold | worst window starts at (s) | nearest normal |",
@@ -301,11 +313,11 @@ def scan_report(
         "",
         "## Score distribution",
         "```",
-        score_histogram([s.score for s in scores], [c.threshold for c in calibrations.values()]),
+        score_histogram([s.score for s in scored], [c.threshold for c in calibrations.values()]),
         "```",
     ]
     if problems:
-        lines += ["", "## Unreadable clips", *(f"- {p}" for p in problems)]
+        lines += ["", "## Clips not scored", *(f"- {p}" for p in problems)]
     return "\n".join(lines)
 
 

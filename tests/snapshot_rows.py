@@ -28,6 +28,7 @@ def rows_for(
         "size_bytes": [i.size_bytes for i in items],
         "last_modified": [i.last_modified for i in items],
         "embedding": list(embeddings),
+        "num_segments": [1] * len(items),
         "run_id": [run_id] * len(items),
         "ingested_at": [now] * len(items),
     }

@@ -23,6 +23,11 @@ TORCH_FREE = [
     "tasks.reports",
     "tasks.events.sensor",
     "tasks.model.checkpoint",
+    # anomaly scans read the segments ingest stored: no model
+    "flows.anomaly_scan",
+    "tasks.anomaly.scan",
+    "tasks.anomaly.windows",
+    "flows.maintain",
 ]
 
 

@@ -1,6 +1,7 @@
 """One anomaly scan, as plain functions: which snapshot rows form each group's reference and
-which are to be scored, their scan-window embeddings (each clip read again from its source),
-calibration (reused while a reference is unchanged), and scores."""
+which are to be scored, their scan windows (read from the segments ingest stored: a scan loads
+no model and embeds nothing), calibration (reused while a reference is unchanged), scores, and
+the clips that ingest found silent."""
 
 from __future__ import annotations
 
@@ -8,36 +9,71 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tasks.anomaly.scoring import (
+    DEFAULT_SCORING,
     Calibration,
     ClipScore,
-    ClipWindows,
+    InvalidReferenceError,
     Reference,
     ReferenceSelector,
+    Scoring,
     calibrate,
     score_clip,
 )
 from tasks.anomaly.store import AnomalyStore
-from tasks.audio.decode import AudioError
+from tasks.anomaly.windows import ScanWindows, stored_clips
+from tasks.audio.decode import AudioErrorKind
 from tasks.events.cursors import cursor_name
-from tasks.ingest.stream import embed_items
-from tasks.model.embedder import PannsEmbedder, load_embedder
-from tasks.resources import locate
-from tasks.settings import AudioLimits, BlobSettings, Settings
+from tasks.storage.quarantine import QuarantineTable
+from tasks.storage.segments import SegmentsTable
 from tasks.storage.snapshots import SnapshotTable
-from tasks.storage.sources import AudioItem, AudioSource
 
-#: Snapshot columns a scan needs to re-read a clip and group it (no stored embeddings).
-SCAN_COLUMNS = ("key", "source_uri", "path", "etag", "size_bytes", "last_modified", "metadata")
+#: Snapshot columns a scan needs to find a clip's segments and group it (no embeddings).
+SCAN_COLUMNS = ("key", "path", "etag", "metadata")
+
+
+@dataclass(frozen=True)
+class ScanCursor:
+    """How far the scans with one reference selector have got: the snapshot version and the
+    quarantine version (for silent clips) last scanned. Kept as JSON in a Prefect Variable."""
+
+    snapshot_version: int | None = None
+    quarantine_version: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object) -> ScanCursor:
+        if isinstance(value, int):  # saved before silent clips were reported
+            return cls(snapshot_version=value)
+        if isinstance(value, dict):
+            return cls(value.get("snapshot_version"), value.get("quarantine_version"))
+        return cls()
+
+    def to_json(self) -> dict[str, int | None]:
+        return {
+            "snapshot_version": self.snapshot_version,
+            "quarantine_version": self.quarantine_version,
+        }
 
 
 @dataclass
 class ScanPlan:
-    """What a scan covers: the snapshot version, reference rows per group, rows to score."""
+    """What a scan covers: the versions read, reference rows per group, rows to score, and the
+    silent clips (quarantined at ingest) of groups with a reference."""
 
     snapshot_version: int | None
+    quarantine_version: int | None = None
     references: dict[str, list[dict]] = field(default_factory=dict)
     to_scan: list[dict] = field(default_factory=list)
+    silent: list[dict] = field(default_factory=list)
     without_reference: list[str] = field(default_factory=list)
+
+    @property
+    def cursor(self) -> ScanCursor:
+        """Where the next scan starts once this one's results are stored."""
+        return ScanCursor(self.snapshot_version, self.quarantine_version)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.to_scan or self.silent)
 
 
 def metadata_of(row: dict) -> dict[str, str]:
@@ -46,18 +82,20 @@ def metadata_of(row: dict) -> dict[str, str]:
 
 
 def scan_cursor_name(selector: ReferenceSelector, snapshot_uri: str) -> str:
-    """The Prefect Variable that holds the last snapshot version scanned with ``selector``."""
+    """The Prefect Variable that holds the cursor (``ScanCursor``) of scans with ``selector``."""
     return cursor_name("anomaly_scan", snapshot_uri, repr(selector))
 
 
 def plan_scan(
     selector: ReferenceSelector,
     snapshot: SnapshotTable,
-    scanned_version: int | None,
+    cursor: ScanCursor,
+    quarantine: QuarantineTable | None = None,
     paths: Sequence[str] | None = None,
 ) -> ScanPlan:
     """Reference rows per group, and the rows to score: the given ``paths``, or every row new or
-    changed since ``scanned_version`` (reference rows are never scored)."""
+    changed since the cursor (reference rows are never scored); with ``quarantine``, the clips
+    quarantined as silent since the cursor (or among ``paths``)."""
     latest = snapshot.version()
     if latest is None:
         return ScanPlan(None)
@@ -71,70 +109,45 @@ def plan_scan(
     if paths:
         wanted = set(paths)
         candidates = [r for r in rows if r["path"] in wanted]
-    elif scanned_version == latest:
-        return plan
+    elif cursor.snapshot_version == latest:
+        candidates = []
     else:
-        candidates = snapshot.diff(scanned_version, latest, columns=columns).upserts.to_pylist()
+        candidates = snapshot.diff(cursor.snapshot_version, latest, columns=columns).upserts
+        candidates = candidates.to_pylist()
+    if quarantine is not None:
+        plan.quarantine_version, silent = _silent_clips(quarantine, cursor, paths)
+        candidates += silent
     for row in candidates:
-        if selector.selects(row["path"], metadata_of(row)):
+        metadata = metadata_of(row)
+        if selector.selects(row["path"], metadata):
             continue
-        if selector.group_of(row["path"], metadata_of(row)) in plan.references:
-            plan.to_scan.append(row)
-        else:
+        if selector.group_of(row["path"], metadata) not in plan.references:
             plan.without_reference.append(row["path"])
+        elif row.get("error_kind") == AudioErrorKind.SILENT:
+            plan.silent.append(row)
+        else:
+            plan.to_scan.append(row)
     return plan
 
 
-def scan_embedder(
-    settings: Settings, window_seconds: float, hop_seconds: float | None
-) -> PannsEmbedder:
-    """The model with scan windows (they may be shorter than ingest windows)."""
-    limits = AudioLimits(
-        **{
-            **settings.audio_limits().model_dump(),
-            "window_seconds": window_seconds,
-            "hop_seconds": hop_seconds,
-        }
-    )
-    return load_embedder(settings.model_settings(), limits)
-
-
-def clip_windows(
-    jobs: Sequence[tuple[AudioItem, AudioSource]], embedder: PannsEmbedder
-) -> tuple[list[ClipWindows], list[str]]:
-    """Scan-window embeddings of items (batched across files); unreadable items are reported."""
-    clips, problems = [], []
-    for item, outcome in embed_items(jobs, embedder):
-        if isinstance(outcome, AudioError):
-            problems.append(str(outcome))
-            continue
-        result = outcome.result
-        clips.append(
-            ClipWindows(item.key, item.path, result.window_embeddings, result.window_start_seconds)
-        )
-    return clips, problems
-
-
-def embed_rows(
-    rows: Sequence[dict], embedder: PannsEmbedder, blob_settings: BlobSettings
-) -> tuple[list[ClipWindows], list[str]]:
-    """Clip windows of snapshot rows, each read again from where its URI points."""
-    jobs, problems, paths = [], [], {}
-    for row in rows:
-        try:
-            source, path = locate(row["source_uri"], blob_settings)
-        except (OSError, ValueError) as error:
-            problems.append(f"{row['path']}: {error}")
-            continue
-        item = AudioItem(
-            row["source_uri"], path, row["etag"], row["size_bytes"], row["last_modified"]
-        )
-        paths[item.key] = row["path"]
-        jobs.append((item, source))
-    clips, failed = clip_windows(jobs, embedder)
-    # report snapshot paths, not the path within the source that re-read the file
-    clips = [ClipWindows(c.key, paths[c.key], c.embeddings, c.start_seconds) for c in clips]
-    return clips, problems + failed
+def _silent_clips(
+    quarantine: QuarantineTable, cursor: ScanCursor, paths: Sequence[str] | None
+) -> tuple[int | None, list[dict]]:
+    """(quarantine version now, silent records to report: among ``paths``, or new since the
+    cursor). A cursor saved before silent clips were reported starts watching now."""
+    latest = quarantine.version()
+    legacy_cursor = cursor.quarantine_version is None and cursor.snapshot_version is not None
+    if paths:
+        records = quarantine.read()
+    elif latest is None or latest == cursor.quarantine_version or legacy_cursor:
+        return latest, []
+    else:
+        records = quarantine.added_since(cursor.quarantine_version)
+    silent = [r for r in records.to_pylist() if r["error_kind"] == AudioErrorKind.SILENT]
+    if paths:
+        wanted = set(paths)
+        silent = [r for r in silent if r["path"] in wanted]
+    return latest, list({(r["key"], r["etag"]): r for r in silent}.values())
 
 
 @dataclass
@@ -147,32 +160,42 @@ class CalibratedReferences:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How a scan scores: windows, the window score, neighbours, threshold estimation."""
+
+    windows: ScanWindows = field(default_factory=ScanWindows)
+    scoring: Scoring = DEFAULT_SCORING
+    k: int = 3
+    method: str = "gamma"
+    quantile: float = 0.99
+    threshold: float | None = None
+
+
 def calibrate_references(
-    plan: ScanPlan,
-    embedder: PannsEmbedder,
-    store: AnomalyStore,
-    blob_settings: BlobSettings,
-    k: int,
-    method: str,
-    quantile: float,
-    threshold: float | None,
+    plan: ScanPlan, segments: SegmentsTable, store: AnomalyStore, options: ScoringOptions
 ) -> CalibratedReferences:
-    """Embed each group's reference and calibrate its threshold; a stored calibration of the
-    same reference (fingerprint) with the same method is reused, a new one is recorded."""
+    """Read each group's reference windows and calibrate its threshold; a stored calibration of
+    the same reference (fingerprint) with the same settings is reused, a new one recorded."""
     out = CalibratedReferences()
     for group, rows in sorted(plan.references.items()):
-        clips, problems = embed_rows(rows, embedder, blob_settings)
+        clips, problems = stored_clips(segments, rows, options.windows)
         out.problems.extend(problems)
-        reference = Reference(group, clips, k)
+        try:
+            reference = Reference(group, clips, options.k, options.scoring)
+        except InvalidReferenceError as error:
+            if not problems:
+                raise
+            raise InvalidReferenceError(
+                f"{error}; {len(problems)} more could not be read, e.g. {problems[0]}"
+            ) from None
         stored = store.latest_calibration(group, reference.fingerprint)
-        if (
-            stored is not None
-            and threshold is None
-            and (stored.method, stored.quantile, stored.k) == (method, quantile, k)
+        if stored is not None and stored.answers(
+            options.scoring, options.method, options.quantile, options.k, options.threshold
         ):
             calibration = stored
         else:
-            calibration = calibrate(reference, method, quantile, threshold)
+            calibration = calibrate(reference, options.method, options.quantile, options.threshold)
             store.record_calibration(calibration, plan.snapshot_version)
             out.recalibrated.append(group)
         out.references[group], out.calibrations[group] = reference, calibration
@@ -183,12 +206,13 @@ def score_rows(
     rows: Sequence[dict],
     calibrated: CalibratedReferences,
     selector: ReferenceSelector,
-    embedder: PannsEmbedder,
-    blob_settings: BlobSettings,
+    segments: SegmentsTable,
+    windows: ScanWindows,
 ) -> tuple[list[ClipScore], list[str]]:
-    """Score clips against their group's reference; unreadable clips are reported, not scored."""
+    """Score clips against their group's reference; clips without usable stored segments are
+    reported, not scored."""
     groups = {row["key"]: selector.group_of(row["path"], metadata_of(row)) for row in rows}
-    clips, problems = embed_rows(rows, embedder, blob_settings)
+    clips, problems = stored_clips(segments, rows, windows)
     scores = [
         score_clip(
             clip,
@@ -198,3 +222,15 @@ def score_rows(
         for clip in clips
     ]
     return scores, problems
+
+
+def silent_verdicts(
+    rows: Sequence[dict], calibrated: CalibratedReferences, selector: ReferenceSelector
+) -> list[ClipScore]:
+    """The ``silent`` verdicts of clips quarantined as silent, in their groups."""
+    verdicts = []
+    for row in rows:
+        group = selector.group_of(row["path"], metadata_of(row))
+        threshold = calibrated.calibrations[group].threshold
+        verdicts.append(ClipScore.of_silent_clip(row["key"], row["path"], group, threshold))
+    return verdicts

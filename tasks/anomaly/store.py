@@ -23,6 +23,7 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("score", pa.float64()),
         pa.field("threshold", pa.float64()),
         pa.field("is_anomaly", pa.bool_()),
+        pa.field("verdict", pa.string()),  # normal, anomaly or silent
         pa.field("worst_window_start_seconds", pa.float64()),
         pa.field("nearest_reference_paths", pa.list_(pa.string())),
     ]
@@ -38,6 +39,7 @@ CALIBRATIONS_SCHEMA = pa.schema(
         pa.field("reference_clips", pa.int32()),
         pa.field("reference_windows", pa.int32()),
         pa.field("fingerprint", pa.string()),
+        pa.field("scoring", pa.string()),  # knn or mahalanobis
         pa.field("snapshot_version", pa.int64()),
         pa.field("calibrated_at", UTC_MICROS),
     ]
@@ -71,6 +73,7 @@ class AnomalyStore:
         if not rows:
             return None
         row = max(rows, key=lambda r: r["calibrated_at"])
+        row["scoring"] = row.get("scoring") or "knn"  # stored before there was a choice
         return Calibration(**{k: row[k] for k in Calibration.__dataclass_fields__})
 
     def record_calibration(self, calibration: Calibration, snapshot_version: int) -> None:
@@ -79,12 +82,7 @@ class AnomalyStore:
             "snapshot_version": snapshot_version,
             "calibrated_at": datetime.now(UTC),
         }
-        write_deltalake(
-            self.calibrations_uri,
-            pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA),
-            mode="append",
-            storage_options=self.storage_options,
-        )
+        _append(self.calibrations_uri, pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA), self)
 
     def record_results(
         self, scores: Sequence[ClipScore], run_id: str, snapshot_version: int
@@ -93,12 +91,20 @@ class AnomalyStore:
             return
         now = datetime.now(UTC)
         rows = [
-            {**asdict(s), "run_id": run_id, "scanned_at": now, "snapshot_version": snapshot_version}
+            {
+                **asdict(s),
+                "verdict": s.verdict,
+                "run_id": run_id,
+                "scanned_at": now,
+                "snapshot_version": snapshot_version,
+            }
             for s in scores
         ]
-        write_deltalake(
-            self.results_uri,
-            pa.Table.from_pylist(rows, RESULTS_SCHEMA),
-            mode="append",
-            storage_options=self.storage_options,
-        )
+        _append(self.results_uri, pa.Table.from_pylist(rows, RESULTS_SCHEMA), self)
+
+
+def _append(uri: str, rows: pa.Table, store: AnomalyStore) -> None:
+    # "merge": tables written before a column was added (verdict, scoring) gain it
+    write_deltalake(
+        uri, rows, mode="append", schema_mode="merge", storage_options=store.storage_options
+    )

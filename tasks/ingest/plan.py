@@ -127,6 +127,10 @@ def plan_changes(
     groups = _spill_by_group(listing, plan.folder)
     quarantined = quarantine.markers()
     latest = snapshot.latest()
+    # rows without segments (written before they were stored) count as changed: embedded again
+    columns = ["key", "etag", "run_id", "source_uri"]
+    if latest.data is None or "num_segments" in latest.data.schema.names:
+        columns.append("num_segments")
     with (
         _Writer(plan.folder / "to_embed.arrow", ITEM_SCHEMA) as to_embed,
         _Writer(plan.folder / "deleted.arrow", pa.schema([("key", pa.string())])) as deleted,
@@ -136,9 +140,7 @@ def plan_changes(
                 continue
             spill = plan.folder / f"listed-{group}.arrow"
             listed = _read_all(spill) if group in groups else ITEM_SCHEMA.empty_table()
-            current = latest.markers(
-                [group + digit for digit in _HEX], ("key", "etag", "run_id", "source_uri")
-            )
+            current = latest.markers([group + digit for digit in _HEX], columns)
             if uri_prefix:
                 current = current.filter(pc.starts_with(current["source_uri"], uri_prefix))
             _plan_group(plan, listed, current, quarantined, to_embed, deleted, complete_listing)
@@ -158,15 +160,19 @@ def _plan_group(
 ) -> None:
     """One key group: count the unchanged, write what to embed and what to delete."""
     listed_markers = listed.select(["key", "etag"])
+    if "num_segments" in current.column_names:
+        embedded = current.filter(pc.is_valid(current["num_segments"]))
+    else:
+        embedded = current.slice(0, 0)
     unchanged = listed_markers.join(
-        current.select(["key", "etag", "run_id"]), ["key", "etag"], join_type="inner"
+        embedded.select(["key", "etag", "run_id"]), ["key", "etag"], join_type="inner"
     )
     plan.unchanged += unchanged.num_rows
     for row in unchanged.group_by("run_id").aggregate([("key", "count")]).to_pylist():
         run = row["run_id"] or ""
         plan.unchanged_by_run[run] = plan.unchanged_by_run.get(run, 0) + row["key_count"]
     changed = listed_markers.join(
-        current.select(["key", "etag"]), ["key", "etag"], join_type="left anti"
+        embedded.select(["key", "etag"]), ["key", "etag"], join_type="left anti"
     )
     wanted = changed.join(quarantined, ["key", "etag"], join_type="left anti")
     plan.skipped_quarantined += changed.num_rows - wanted.num_rows

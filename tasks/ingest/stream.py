@@ -1,6 +1,6 @@
 """The streaming embed path: read and decode files ahead of the model in threads, pack windows of
 consecutive files into full batches, and hand each file's result back in order. Unusable files
-come back as ``AudioError`` values, never exceptions. Ingest shards and anomaly scans both use it.
+come back as ``AudioError`` values, never exceptions. Ingest shards and ``anomaly evaluate`` use it.
 """
 
 from __future__ import annotations

@@ -111,12 +111,14 @@ class WindowOutputs:
 @dataclass(frozen=True)
 class FileSegments:
     """A file's segments in time order, covering it once: start and end (s) [k], embeddings
-    [k, 2048] and AudioSet probabilities [k, 527]."""
+    [k, 2048] and AudioSet probabilities [k, 527]; ``segment_seconds`` is their nominal length
+    (the last one, or the only one of a short clip, may be shorter)."""
 
     start_seconds: np.ndarray
     end_seconds: np.ndarray
     embeddings: np.ndarray
     probabilities: np.ndarray
+    segment_seconds: float
 
 
 @dataclass
@@ -141,6 +143,7 @@ class FileEmbedding:
             spans.end,
             outputs.segment_embeddings[spans.window, spans.part],
             outputs.segment_probabilities[spans.window, spans.part],
+            limits.segment_seconds,
         )
         return cls(
             outputs.embeddings.mean(axis=0),

@@ -10,19 +10,21 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.anomaly.scan import (
     CalibratedReferences,
+    ScanCursor,
     ScanPlan,
+    ScoringOptions,
     calibrate_references,
     plan_scan,
     scan_cursor_name,
-    scan_embedder,
     score_rows,
+    silent_verdicts,
 )
 from tasks.anomaly.scoring import ClipScore, ReferenceSelector
 from tasks.events.anomaly import anomaly_event
 from tasks.events.cursors import load_cursor, save_cursor
 from tasks.events.emit import emit
 from tasks.reports import publish_scan_report, scan_report
-from tasks.resources import anomaly_store, snapshot_table
+from tasks.resources import anomaly_store, quarantine_table, segments_table, snapshot_table
 from tasks.settings import Settings
 
 
@@ -31,33 +33,21 @@ def plan_scan_task(
     selector: ReferenceSelector, settings: Settings, paths: Sequence[str] | None = None
 ) -> ScanPlan:
     """Reference rows per group, and the rows to score: the given paths, or every row new or
-    changed since the last scan (the cursor)."""
+    changed since the last scan (the cursor); and the clips quarantined as silent."""
     snapshot = snapshot_table(settings)
-    scanned = None if paths else load_cursor(scan_cursor_name(selector, snapshot.uri))
-    return plan_scan(selector, snapshot, scanned, paths)
+    cursor = ScanCursor.from_json(
+        None if paths else load_cursor(scan_cursor_name(selector, snapshot.uri))
+    )
+    return plan_scan(selector, snapshot, cursor, quarantine_table(settings), paths)
 
 
 @task(name="calibrate-references", cache_policy=NO_CACHE)
 def calibrate_references_task(
-    plan: ScanPlan,
-    settings: Settings,
-    k: int,
-    method: str,
-    quantile: float,
-    threshold: float | None,
-    window_seconds: float,
-    hop_seconds: float | None,
+    plan: ScanPlan, settings: Settings, options: ScoringOptions
 ) -> CalibratedReferences:
-    """Embed each group's reference and calibrate its threshold (reused while unchanged)."""
+    """Read each group's reference windows and calibrate its threshold (reused while unchanged)."""
     calibrated = calibrate_references(
-        plan,
-        scan_embedder(settings, window_seconds, hop_seconds),
-        anomaly_store(settings),
-        settings,
-        k,
-        method,
-        quantile,
-        threshold,
+        plan, segments_table(settings), anomaly_store(settings), options
     )
     logger = get_run_logger()
     for problem in calibrated.problems:
@@ -65,9 +55,10 @@ def calibrate_references_task(
     for group in calibrated.recalibrated:
         calibration = calibrated.calibrations[group]
         logger.info(
-            "group %r calibrated: threshold %.4f (%s, %d clips)",
+            "group %r calibrated: threshold %.4f (%s, %s, %d clips)",
             group,
             calibration.threshold,
+            calibration.scoring,
             calibration.method,
             calibration.reference_clips,
         )
@@ -76,16 +67,18 @@ def calibrate_references_task(
 
 @task(name="score-clips", cache_policy=NO_CACHE)
 def score_clips(
-    rows: Sequence[dict],
+    plan: ScanPlan,
     calibrated: CalibratedReferences,
     selector: ReferenceSelector,
     settings: Settings,
-    window_seconds: float,
-    hop_seconds: float | None,
+    options: ScoringOptions,
 ) -> tuple[list[ClipScore], list[str]]:
-    """Score clips against their group's reference; unreadable clips are reported, not scored."""
-    embedder = scan_embedder(settings, window_seconds, hop_seconds)
-    return score_rows(rows, calibrated, selector, embedder, settings)
+    """Score clips against their group's reference, from their stored segments, and give the
+    silent clips their verdict; clips without usable segments are reported, not scored."""
+    scores, problems = score_rows(
+        plan.to_scan, calibrated, selector, segments_table(settings), options.windows
+    )
+    return [*scores, *silent_verdicts(plan.silent, calibrated, selector)], problems
 
 
 @task(name="store-scan-results", cache_policy=NO_CACHE)
@@ -98,8 +91,8 @@ def store_results(
 
 @task(name="emit-anomaly-events", cache_policy=NO_CACHE)
 def emit_anomaly_events(scores: Sequence[ClipScore], run_id: str) -> int:
-    """One ``audio.anomaly.detected`` event per anomalous clip (id: run + clip)."""
-    return emit(anomaly_event(score, run_id) for score in scores if score.is_anomaly)
+    """One ``audio.anomaly.detected`` event per anomalous or silent clip (id: run + clip)."""
+    return emit(anomaly_event(score, run_id) for score in scores if score.verdict != "normal")
 
 
 @task(name="publish-scan-report", cache_policy=NO_CACHE)
@@ -122,7 +115,7 @@ def publish_scan_report_task(
 
 
 @task(name="save-scan-cursor", cache_policy=NO_CACHE)
-def save_scan_cursor(selector: ReferenceSelector, settings: Settings, version: int) -> None:
-    """Remember the snapshot version scanned, after the results are stored."""
+def save_scan_cursor(selector: ReferenceSelector, settings: Settings, cursor: ScanCursor) -> None:
+    """Remember the snapshot and quarantine versions scanned, after the results are stored."""
     name = scan_cursor_name(selector, settings.resolved_snapshot_uri())
-    save_cursor(name, version, ["anomaly"])
+    save_cursor(name, cursor.to_json(), ["anomaly"])

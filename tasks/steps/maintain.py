@@ -8,6 +8,7 @@ from datetime import timedelta
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.anomaly.scan import ScanCursor
 from tasks.events.cursors import cursor_values
 from tasks.resources import (
     anomaly_store,
@@ -24,16 +25,21 @@ from tasks.storage.upkeep import TableUpkeep, maintain_table
 @task(name="versions-to-keep", cache_policy=NO_CACHE)
 def versions_to_keep(settings: Settings) -> dict[str, list[int]]:
     """Table versions that later runs diff from, by table URI: the snapshot versions the index
-    reflects and the anomaly scans last scanned, the segments version the segment index
-    reflects."""
+    reflects and the anomaly scans last scanned, the quarantine versions the scans last read,
+    the segments version the segment index reflects."""
     snapshot, segments = snapshot_table(settings), segments_table(settings)
-    keep = [v for v in cursor_values("anomaly_scan") if isinstance(v, int)]
+    cursors = [ScanCursor.from_json(v) for v in cursor_values("anomaly_scan")]
     reflected = open_index(settings).reflected_version(snapshot.uri)
     segments_reflected = open_index(settings, segments=True).reflected_version(segments.uri)
     return {
-        snapshot.uri: sorted({*keep, *([reflected] if reflected is not None else [])}),
-        segments.uri: [segments_reflected] if segments_reflected is not None else [],
+        snapshot.uri: _versions(reflected, *(c.snapshot_version for c in cursors)),
+        segments.uri: _versions(segments_reflected),
+        quarantine_table(settings).uri: _versions(*(c.quarantine_version for c in cursors)),
     }
+
+
+def _versions(*versions: int | None) -> list[int]:
+    return sorted({v for v in versions if v is not None})
 
 
 @task(name="maintain-tables", cache_policy=NO_CACHE)

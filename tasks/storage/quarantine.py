@@ -1,5 +1,6 @@
 """Inputs that could not be embedded, with the reason: a Delta table that is appended to, never
-rewritten. A quarantined (key, etag) is not tried again until the file changes."""
+rewritten. A quarantined (key, etag) is not tried again until the file changes. Rows carry the
+blob's metadata, so that anomaly scans can group a silent clip with its machine."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 
-from tasks.storage.delta import UTC_MICROS, read_or_empty
+from tasks.storage.delta import UTC_MICROS, open_table, read_or_empty, read_table
 from tasks.storage.sources import AudioItem
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -23,6 +26,7 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("message", pa.string()),
         pa.field("run_id", pa.string()),
         pa.field("quarantined_at", UTC_MICROS),
+        pa.field("metadata", pa.map_(pa.string(), pa.string())),
     ]
 )
 
@@ -60,10 +64,36 @@ class QuarantineTable:
                 "message": [f.message for f in failures],
                 "run_id": [run_id] * len(failures),
                 "quarantined_at": [now] * len(failures),
+                "metadata": [sorted(f.item.metadata.items()) for f in failures],
             },
             schema=QUARANTINE_SCHEMA,
         )
-        write_deltalake(self.uri, rows, mode="append", storage_options=self.storage_options)
+        write_deltalake(  # "merge": tables written before the metadata column gain it
+            self.uri,
+            rows,
+            mode="append",
+            schema_mode="merge",
+            storage_options=self.storage_options,
+        )
+
+    def version(self) -> int | None:
+        """The latest version, or None if nothing was ever quarantined."""
+        table = open_table(self.uri, self.storage_options)
+        return None if table is None else table.version()
+
+    def added_since(self, version: int | None) -> pa.Table:
+        """Records appended after ``version`` (None: every record)."""
+        latest = self.read()
+        if version is None or latest.num_rows == 0:
+            return latest
+        earlier = open_table(self.uri, self.storage_options, version)
+        identity = ["key", "etag", "run_id"]
+        seen = read_table(earlier, identity)
+        # joined by row number: Arrow joins cannot carry the map column along
+        numbered = latest.select(identity).append_column("row", pa.array(range(len(latest))))
+        marked = numbered.join(seen.append_column("seen", pa.repeat(True, len(seen))), identity)
+        fresh = marked.filter(pc.is_null(marked["seen"]))["row"].to_numpy()
+        return latest.take(np.unique(fresh))
 
     def read(self) -> pa.Table:
         """Every quarantine record."""

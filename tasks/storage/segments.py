@@ -42,6 +42,8 @@ SEGMENTS_SCHEMA = pa.schema(
         pa.field("segment_index", pa.int32()),
         pa.field("start_seconds", pa.float64()),
         pa.field("end_seconds", pa.float64()),
+        # the nominal segment length the file was cut with (AUDIO_EMBEDDINGS_SEGMENT_SECONDS)
+        pa.field("segment_seconds", pa.float64()),
         pa.field("embedding", pa.binary()),
         pa.field("labels", pa.list_(pa.string())),
         pa.field("label_scores", pa.list_(pa.float32())),

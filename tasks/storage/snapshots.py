@@ -39,6 +39,9 @@ SNAPSHOT_SCHEMA = pa.schema(
         pa.field("sample_rate", pa.int32()),
         pa.field("channels", pa.int32()),
         pa.field("num_windows", pa.int32()),
+        # Rows in the segments table; null for rows written before segments were stored (the
+        # next ingest embeds those files once more to store them).
+        pa.field("num_segments", pa.int32()),
         # Delta has no fixed-size list: stored as list<float32>, cast back on read.
         pa.field("embedding", pa.list_(pa.float32())),
         pa.field("labels", pa.list_(pa.string())),

@@ -6,7 +6,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from flows.ingest import ingest
-from tasks.anomaly.scan import plan_scan
+from tasks.anomaly.scan import ScanCursor, plan_scan
 from tasks.anomaly.scoring import ReferenceSelector
 from tasks.audio import samples
 from tests.blobs import configured_snapshot, upload
@@ -29,9 +29,16 @@ def test_blob_metadata_reaches_the_snapshot_and_selects_references(
     rows = {r["path"]: r for r in snapshot.read().to_pylist()}
     assert dict(rows["line-1/n0.wav"]["metadata"]) == {"condition": "normal", "machine": "m1"}
     selector = ReferenceSelector(metadata=(("condition", "normal"),), group_metadata_key="machine")
-    plan = plan_scan(selector, snapshot, scanned_version=None)
+    plan = plan_scan(selector, snapshot, ScanCursor())
     assert {g: sorted(r["path"] for r in rs) for g, rs in plan.references.items()} == {
         "m1": ["line-1/n0.wav", "line-1/n1.wav", "line-1/n2.wav"]
     }
     assert [r["path"] for r in plan.to_scan] == ["line-1/today.wav"]
-    assert plan_scan(selector, snapshot, scanned_version=snapshot.version()).to_scan == []
+    assert plan_scan(selector, snapshot, ScanCursor(snapshot.version())).to_scan == []
+
+
+def test_scan_cursor_round_trips_and_reads_the_single_version_of_older_scans() -> None:
+    cursor = ScanCursor(snapshot_version=7, quarantine_version=3)
+    assert ScanCursor.from_json(cursor.to_json()) == cursor
+    assert ScanCursor.from_json(7) == ScanCursor(7, None)  # saved before silent clips counted
+    assert ScanCursor.from_json(None) == ScanCursor()

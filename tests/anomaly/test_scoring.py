@@ -10,6 +10,7 @@ from tasks.anomaly.scoring import (
     InvalidReferenceError,
     Reference,
     ReferenceSelector,
+    ShrunkGaussian,
     calibrate,
     score_clip,
 )
@@ -34,7 +35,7 @@ def test_tiny_or_empty_references_are_clear_errors_not_nan() -> None:
 @pytest.mark.parametrize("method", ["gamma", "quantile"])
 def test_threshold_is_calibrated_leave_one_out(method: str) -> None:
     reference = Reference("", [_normal_clip(i) for i in range(8)], k=3)
-    loo = reference.leave_one_out_scores()
+    loo = reference.held_out_scores()
     calibration = calibrate(reference, method, quantile=0.99)
     assert np.isfinite(calibration.threshold)
     assert np.median(loo) < calibration.threshold < 10 * loo.max()
@@ -81,3 +82,34 @@ def test_selection_and_grouping_by_metadata() -> None:
     assert not selector.selects("any/where.wav", None)
     assert selector.group_of("x.wav", normal) == "pump-07"
     assert selector.group_of("x.wav", {}) == ""
+
+
+def test_mahalanobis_score_equals_sklearns_ledoit_wolf_distance() -> None:
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(4)
+    mixing = rng.standard_normal((40, 40))
+    windows = rng.standard_normal((60, 40)) @ mixing  # fewer windows than 2 x dimensions
+    queries = rng.standard_normal((7, 40)) @ mixing
+    ours = ShrunkGaussian.fit(windows).scores(queries)
+    theirs = LedoitWolf().fit(windows).mahalanobis(queries) / windows.shape[1]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-8)
+
+
+def test_mahalanobis_flags_a_window_off_the_reference_spread() -> None:
+    clips = [_normal_clip(i) for i in range(8)]
+    reference = Reference("", clips, k=3, scoring="mahalanobis")
+    calibration = calibrate(reference)
+    assert calibration.scoring == "mahalanobis"
+    assert not score_clip(_normal_clip(99, seed=3), reference, calibration).is_anomaly
+    odd = _normal_clip(98, seed=5)
+    odd.embeddings[2] = np.r_[np.zeros(8), np.ones(8)]
+    scored = score_clip(odd, reference, calibration)
+    assert scored.is_anomaly and scored.worst_window_start_seconds == 2.0
+    # held out in folds: every reference window is scored by a fit that never saw its clip
+    held_out = reference.held_out_scores()
+    assert held_out.shape == (40,) and np.isfinite(held_out).all()
+    assert (
+        held_out.mean()
+        > ShrunkGaussian.fit(reference._all_windows()).scores(reference._all_windows()).mean()
+    )

@@ -109,3 +109,52 @@ def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
     assert received, "the automation did not notify"
     assert received[0]["subject"] == "Anomaly in pump-07: p/knock.wav"
     assert "starts at 6.0 s" in received[0]["body"]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_scan_reads_stored_segments_embeds_nothing_and_reports_silence(
+    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.steps.anomaly_scan as scan_steps
+    from tasks.anomaly.windows import ResolutionError
+    from tasks.model.embedder import PannsEmbedder
+
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+    root = tmp_path / "audio"
+    for i in range(4):
+        samples.write(root / f"fan-2/normal/n{i}.wav", machine(4.0, i), 16_000)
+    samples.write(root / "fan-2/new/ok.wav", machine(4.0, 21), 16_000)
+    samples.write(root / "fan-2/new/stopped.wav", np.zeros(4 * 16_000, np.float32), 16_000)
+    ingest(source=str(root), refresh_index=False)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a scan must not run the model")
+
+    for method in ("embed_batch", "embed_windows", "embed_file", "embed_files", "decode"):
+        monkeypatch.setattr(PannsEmbedder, method, no_model)
+    monkeypatch.setattr("tasks.model.embedder.load_embedder", no_model)
+    emitted: list[dict] = []
+    real_emit = scan_steps.emit
+
+    def recording_emit(events):  # the real emit, remembering what it sent
+        events = list(events)
+        emitted.extend(events)
+        return real_emit(events)
+
+    monkeypatch.setattr(scan_steps, "emit", recording_emit)
+
+    params = {"reference_prefix": "fan-2/normal/", "group_pattern": r"^([^/]+)/"}
+    with pytest.raises(ResolutionError, match=r"window of 0\.5 s"):
+        anomaly_scan(**params, window_seconds=0.5)
+    summary = anomaly_scan(**params, window_seconds=2.0, hop_seconds=1.0)
+    assert (summary.scanned, summary.silent, summary.not_scored) == (1, 1, 0)
+    results = {r["path"]: r for r in anomaly_store(Settings()).results().to_pylist()}
+    assert results["fan-2/new/stopped.wav"]["verdict"] == "silent"
+    assert results["fan-2/new/ok.wav"]["verdict"] in ("normal", "anomaly")
+    silent_events = [e for e in emitted if e["payload"]["verdict"] == "silent"]
+    assert [e["payload"]["path"] for e in silent_events] == ["fan-2/new/stopped.wav"]
+    assert silent_events[0]["resource"]["audio.group"] == "fan-2"
+
+    again = anomaly_scan(**params, window_seconds=2.0, hop_seconds=1.0)
+    assert (again.scanned, again.silent) == (0, 0)  # reported once, not on every scan

@@ -19,6 +19,7 @@ from tasks.index.azure_search import AzureSearchIndex
 from tasks.ingest.shard import embed_shard
 from tasks.model.embedder import PannsEmbedder
 from tasks.settings import SearchServiceSettings
+from tasks.storage.segments import SegmentsTable
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import LocalSource
 from tests.blobs import unreachable_connection_string
@@ -61,9 +62,11 @@ def data_dir(tmp_path: Path, checkpoint: Path) -> dict[str, str]:
 def _commit_catalogue(
     folder: Path, snapshot: SnapshotTable, embedder: PannsEmbedder, run_id: str = "r1"
 ) -> None:
+    """Embed a folder into ``snapshot`` and its segments table (where ingest keeps it)."""
     source = LocalSource(folder)
-    rows = embed_shard(list(source.list_items()), source, embedder, run_id).rows
-    snapshot.commit(rows, [], run_id)
+    shard = embed_shard(list(source.list_items()), source, embedder, run_id)
+    SegmentsTable(snapshot.uri + "-segments").commit(shard.segments, [], run_id)
+    snapshot.commit(shard.rows, [], run_id)
 
 
 def test_ingest_of_a_missing_folder(data_dir: dict[str, str], tmp_path: Path) -> None:

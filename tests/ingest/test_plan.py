@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tasks.ingest.plan import container_of, plan_changes
@@ -87,3 +88,16 @@ def test_a_batch_of_blobs_must_share_one_container_and_be_blob_urls() -> None:
         container_of([url, "https://acct.blob.core.windows.net/other/c.wav"])
     with pytest.raises(InvalidSourceError, match="not a blob URL"):
         container_of(["https://acct.blob.core.windows.net/container-only"])
+
+
+def test_files_embedded_before_segments_were_stored_are_embedded_again(tmp_path: Path) -> None:
+    items = synthetic_items(4)
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    rows = rows_for(items, "r0")
+    without_segments = pa.array([None, None, 3, 1], pa.int32())  # two rows from before segments
+    column = rows.schema.get_field_index("num_segments")
+    rows = rows.set_column(column, "num_segments", without_segments)
+    snapshot.commit(rows, [], "r0")
+    plan = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q")))
+    assert sorted(i.key for i in plan.items()) == sorted(i.key for i in items[:2])
+    assert (plan.to_embed, plan.unchanged, plan.deleted) == (2, 2, 0)

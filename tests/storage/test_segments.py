@@ -29,6 +29,7 @@ def _segments(file_key: str, count: int, run_id: str, seed: int = 0) -> tuple[pa
         "segment_index": list(range(count)),
         "start_seconds": [float(i) for i in range(count)],
         "end_seconds": [float(i + 1) for i in range(count)],
+        "segment_seconds": [1.0] * count,
         "embedding": encode_vectors(vectors),
         "labels": [["Speech"]] * count,
         "label_scores": [[0.5]] * count,
