@@ -34,8 +34,15 @@ class AudioLimits(BaseSettings):
         description="Length of the segments each window is split into, each with its own "
         "embedding from the same forward pass (s); must divide the window",
     )
-    max_file_bytes: int = Field(1 << 30, gt=0, description="Largest accepted file (bytes)")
-    max_duration_seconds: float = Field(3 * 3600.0, gt=0, description="Longest accepted file (s)")
+    # 16 GiB holds a 24 h 44.1 kHz stereo 16-bit WAV (15.2 GB): long files are streamed.
+    max_file_bytes: int = Field(16 << 30, gt=0, description="Largest accepted file (bytes)")
+    max_duration_seconds: float = Field(24 * 3600.0, gt=0, description="Longest accepted file (s)")
+    stream_above_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Files longer than this are decoded and windowed block by block, so memory "
+        "holds a few windows, not the file (s)",
+    )
     min_sample_rate: int = Field(1_000, gt=0, description="Lowest accepted sample rate (Hz)")
     max_sample_rate: int = Field(768_000, gt=0, description="Highest accepted sample rate (Hz)")
     # One LSB of 16-bit audio is -90.3 dBFS: a file whose peak stays below it holds no signal.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO
@@ -21,6 +22,9 @@ import soxr
 from tasks.errors import UserError
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import AudioLimits
+
+#: Audio read per block when a long file is decoded as a stream (s).
+STREAM_BLOCK_SECONDS = 10.0
 
 
 class AudioErrorKind(StrEnum):
@@ -113,15 +117,7 @@ def decode(
     if samples.dtype == np.float32 and not np.isfinite(samples).all():
         raise AudioError(name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples")
     mono = downmix(samples)
-    peak = float(max(mono.max(), -mono.min()))  # no |x| temporary
-    if peak <= 10 ** (limits.silence_peak_dbfs / 20):
-        peak_dbfs = -math.inf if peak == 0 else 20 * math.log10(peak)
-        raise AudioError(
-            name,
-            AudioErrorKind.SILENT,
-            f"the file is silent (peak {peak_dbfs:.1f} dBFS, threshold "
-            f"{limits.silence_peak_dbfs:.1f} dBFS)",
-        )
+    _check_silence(name, _peak(mono), limits)
     return DecodedAudio(
         samples=to_model_rate(mono, sample_rate) if resample else mono,
         sample_rate=MODEL_SAMPLE_RATE if resample else sample_rate,
@@ -129,6 +125,92 @@ def decode(
         channels=channels,
         duration_seconds=samples.shape[0] / sample_rate,
     )
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a file's header says: its rate (Hz), channels and length (frames)."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def open_audio(
+    name: str, file: BinaryIO, limits: AudioLimits
+) -> tuple[soundfile.SoundFile, AudioHeader]:
+    """Open a file for reading and check its header (rate, length), reading no audio yet."""
+    try:
+        sound = soundfile.SoundFile(file)
+    except soundfile.LibsndfileError as error:
+        raise AudioError(
+            name,
+            AudioErrorKind.NOT_AUDIO,
+            f"not a readable audio file ({_libsndfile_reason(error)})",
+        ) from None
+    header = AudioHeader(sound.samplerate, sound.channels, sound.frames)
+    try:
+        _check_header(name, header.sample_rate, header.frames, limits)
+    except AudioError:
+        sound.close()
+        raise
+    return sound, header
+
+
+def decode_blocks(
+    name: str,
+    sound: soundfile.SoundFile,
+    limits: AudioLimits,
+    block_seconds: float = STREAM_BLOCK_SECONDS,
+) -> Iterator[np.ndarray]:
+    """Decode an open file block by block: float32 mono at 32 kHz, resampled by soxr's
+    streaming resampler (the same HQ filter as ``decode``), about ``block_seconds`` of audio per
+    block, so memory holds a block, never the file.
+
+    The checks ``decode`` makes on the whole file are made as the blocks pass (NaN or infinite
+    samples) or at the end (truncation, zero length, silence): a file found unusable at its end
+    raises ``AudioError`` after its blocks were handed out, and its results must be dropped.
+    """
+    rate, declared = sound.samplerate, sound.frames
+    resampler = (
+        None
+        if rate == MODEL_SAMPLE_RATE
+        else soxr.ResampleStream(rate, MODEL_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    )
+    dtype = "int16" if sound.subtype == "PCM_16" else "float32"
+    frames_per_block = max(round(block_seconds * rate), 1)
+    read, peak = 0, 0.0
+    while True:
+        try:
+            block = sound.read(frames_per_block, dtype=dtype, always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise AudioError(
+                name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
+            ) from None
+        if block.shape[0] == 0:
+            break
+        if block.dtype == np.float32 and not np.isfinite(block).all():
+            raise AudioError(
+                name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples"
+            )
+        read += block.shape[0]
+        mono = downmix(block)
+        peak = max(peak, _peak(mono))
+        out = mono if resampler is None else resampler.resample_chunk(mono)
+        if out.size:
+            yield np.asarray(out, np.float32)
+    _check_truncation(name, sound.extra_info, declared, read)
+    if read == 0:
+        raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
+    _check_silence(name, peak, limits)
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            yield np.asarray(tail, np.float32)
 
 
 def downmix(samples: np.ndarray) -> np.ndarray:
@@ -156,6 +238,21 @@ def to_model_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     return soxr.resample(mono, sample_rate, MODEL_SAMPLE_RATE, quality="HQ").astype(
         np.float32, copy=False
     )
+
+
+def _peak(mono: np.ndarray) -> float:
+    return float(max(mono.max(), -mono.min()))  # no |x| temporary
+
+
+def _check_silence(name: str, peak: float, limits: AudioLimits) -> None:
+    if peak <= 10 ** (limits.silence_peak_dbfs / 20):
+        peak_dbfs = -math.inf if peak == 0 else 20 * math.log10(peak)
+        raise AudioError(
+            name,
+            AudioErrorKind.SILENT,
+            f"the file is silent (peak {peak_dbfs:.1f} dBFS, threshold "
+            f"{limits.silence_peak_dbfs:.1f} dBFS)",
+        )
 
 
 def _check_header(name: str, sample_rate: int, frames: int, limits: AudioLimits) -> None:

@@ -62,6 +62,56 @@ def window_starts(length: int, limits: AudioLimits) -> tuple[int, list[int] | No
     return window, starts
 
 
+class WindowCutter:
+    """``cut_windows`` for audio that arrives block by block (a long file decoded as a stream):
+    the same windows at the same starts, holding under two windows and a block of samples.
+
+    ``feed`` each block of 32 kHz mono samples and take the windows it completes, then
+    ``finish`` for the last one (moved back to end at the last sample, or a zero-padded window
+    for a clip shorter than one); ``length`` is then the clip's length in samples.
+    """
+
+    def __init__(self, limits: AudioLimits) -> None:
+        self.window = round(limits.window_seconds * MODEL_SAMPLE_RATE)
+        self.hop = round(limits.hop * MODEL_SAMPLE_RATE)
+        self.length = 0  # samples fed so far
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # sample index of _buffer[0]
+        self._next_start = 0
+        self._last_start: int | None = None  # of the last window given out
+
+    def feed(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The (start sample, window) pairs this block completes."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, np.float32)])
+        self.length += len(block)
+        out = []
+        while self._next_start + self.window <= self.length:
+            out.append((self._next_start, self._take(self._next_start)))
+            self._last_start = self._next_start
+            self._next_start += self.hop
+        # keep what the next window, or a last window moved back, may still need
+        keep_from = min(self._next_start, max(self.length - self.window, 0))
+        self._buffer = self._buffer[keep_from - self._buffer_start :]
+        self._buffer_start = keep_from
+        return out
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The last window: moved back to end at the last sample when the hops left the end
+        uncovered, or the whole clip zero-padded when it is shorter than one window."""
+        if self._last_start is not None and self._last_start + self.window >= self.length:
+            return []
+        if self.length <= self.window:
+            padded = np.zeros(self.window, np.float32)
+            padded[: self.length] = self._buffer[: self.length]
+            return [(0, padded)]
+        start = self.length - self.window
+        return [(start, self._take(start))]
+
+    def _take(self, start: int) -> np.ndarray:
+        offset = start - self._buffer_start
+        return self._buffer[offset : offset + self.window].copy()
+
+
 @dataclass(frozen=True)
 class SegmentSpans:
     """Which segments of a file's windows to keep, and where they are: ``window`` and ``part``

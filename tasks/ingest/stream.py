@@ -1,19 +1,45 @@
 """The streaming embed path: read and decode files ahead of the model in threads, pack windows of
 consecutive files into full batches, and hand each file's result back in order. Unusable files
 come back as ``AudioError`` values, never exceptions. Ingest shards and ``anomaly evaluate`` use it.
+
+Long files (over ``stream_above_seconds``) never sit in memory whole: they are read from a file
+(a blob is downloaded to a temporary file), decoded block by block in a thread, and their windows
+go through the model as they are cut, in batches of their own.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from tasks.audio.decode import AudioError, AudioErrorKind, DecodedAudio, check_size
-from tasks.audio.windows import Windows
+import numpy as np
+import soundfile
+
+from tasks.audio.decode import (
+    AudioError,
+    AudioErrorKind,
+    AudioHeader,
+    DecodedAudio,
+    check_size,
+    decode_blocks,
+    open_audio,
+)
+from tasks.audio.windows import WindowCutter, Windows
+from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.model.embedder import FileEmbedding, PannsEmbedder, WindowOutputs, concatenate
 from tasks.storage.sources import AudioItem, AudioSource
+
+#: Files up to this size are read into memory; larger ones are read from a file (bytes).
+IN_MEMORY_MAX_BYTES = 64 << 20
+#: Decoded blocks of a long file waiting for the model (each STREAM_BLOCK_SECONDS of audio).
+BLOCKS_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -25,18 +51,43 @@ class Prepared:
     windows: Windows
 
 
-def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Prepared:
-    """Read, decode and window one item; raises ``AudioError`` for anything unusable.
+@dataclass
+class LongFile:
+    """A file too long to decode whole: open, its header checked, to be streamed through the
+    model (``embed_long_file``); ``resources`` closes the file."""
+
+    item: AudioItem
+    header: AudioHeader
+    sound: soundfile.SoundFile
+    resources: ExitStack
+
+
+def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Prepared | LongFile:
+    """Read, decode and window one item (or, for a long file, open it and check its header);
+    raises ``AudioError`` for anything unusable.
 
     Runs in reader threads: when the embedder resamples on its device, the windows come back
     already there.
     """
-    check_size(item.uri, item.size_bytes, embedder.limits)
-    try:
-        data = source.read_bytes(item)
-    except OSError as error:
-        raise AudioError(item.uri, AudioErrorKind.UNREADABLE, f"cannot read ({error})") from None
-    audio = embedder.decode(item.uri, data)
+    limits = embedder.limits
+    check_size(item.uri, item.size_bytes, limits)
+    with ExitStack() as resources:
+        try:
+            if item.size_bytes <= IN_MEMORY_MAX_BYTES:
+                file = io.BytesIO(source.read_bytes(item))
+            else:
+                file = resources.enter_context(source.open_file(item))
+        except OSError as error:
+            raise AudioError(
+                item.uri, AudioErrorKind.UNREADABLE, f"cannot read ({error})"
+            ) from None
+        sound, header = open_audio(item.uri, file, limits)
+        resources.callback(sound.close)
+        if header.duration_seconds > limits.stream_above_seconds:
+            return LongFile(item, header, sound, resources.pop_all())
+        sound.close()  # a short file is decoded whole, from the start
+        file.seek(0)
+        audio = embedder.decode(item.uri, file)
     return Prepared(item, audio, embedder.windows_of(audio))
 
 
@@ -44,14 +95,14 @@ def prefetch(
     jobs: Sequence[tuple[AudioItem, AudioSource]],
     embedder: PannsEmbedder,
     workers: int,
-) -> Iterator[tuple[AudioItem, Prepared | AudioError]]:
+) -> Iterator[tuple[AudioItem, Prepared | LongFile | AudioError]]:
     """Prepare items in ``workers`` threads, in order, at most 2 x workers in flight.
 
     Downloads and decoding overlap with the caller's forward passes, and memory stays bounded
     by the look-ahead whatever the number of items.
     """
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
-        in_flight: deque[tuple[AudioItem, Future[Prepared]]] = deque()
+        in_flight: deque[tuple[AudioItem, Future[Prepared | LongFile]]] = deque()
         upcoming = iter(jobs)
 
         def submit(job: tuple[AudioItem, AudioSource]) -> None:
@@ -108,14 +159,21 @@ def embed_items(
 
     Files are read and decoded by ``workers`` threads while the model runs on earlier ones.
     Windows of consecutive files are packed into full batches of ``batch_size`` (a file may span
-    two batches), so only the stream's last batch can be short. Memory held: the look-ahead,
-    plus under one batch of windows and the files they belong to.
+    two batches), so only the stream's last batch (and one before each long file) can be short.
+    Memory held: the look-ahead, plus under one batch of windows and the files they belong to;
+    a long file's outputs, never its audio.
     """
     waiting: deque[_Waiting] = deque()
     unbatched = 0
     for item, outcome in prefetch(jobs, embedder, workers):
         if isinstance(outcome, AudioError):
             yield item, outcome
+            continue
+        if isinstance(outcome, LongFile):  # the files before it first, in order
+            while unbatched:
+                unbatched -= _embed_next_batch(waiting, embedder)
+            yield from _finished(waiting, embedder)
+            yield item, embed_long_file(outcome, embedder)
             continue
         waiting.append(_Waiting.of(outcome, embedder.limits.segments_per_window))
         unbatched += outcome.windows.count
@@ -159,3 +217,102 @@ def _finished(
         windows = entry.prepared.windows
         result = FileEmbedding.of_windows(entry.outputs, windows, embedder.limits)
         yield entry.prepared.item, Embedded(entry.prepared, result)
+
+
+def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | AudioError:
+    """Stream a long file through the model: blocks decoded in a thread, windows cut as they
+    complete (the same windows as decoding it whole), batches of ``batch_size``. Memory holds a
+    few blocks and one batch of audio, and the model's outputs per window."""
+    limits = embedder.limits
+    cutter = WindowCutter(limits)
+    outputs = WindowOutputs.empty(
+        _expected_windows(long.header, cutter), limits.segments_per_window
+    )
+    starts: list[int] = []
+    batch: list[np.ndarray] = []
+
+    def run(windows: list[tuple[int, np.ndarray]], last: bool = False) -> None:
+        nonlocal outputs
+        for start, window in windows:
+            starts.append(start)
+            batch.append(window)
+        if batch and (last or len(batch) >= embedder.batch_size):
+            first = len(starts) - len(batch)
+            if len(starts) > len(outputs.embeddings):  # more than the header promised
+                extra = WindowOutputs.empty(len(starts), limits.segments_per_window)
+                outputs = WindowOutputs.concatenate([outputs, extra])
+            outputs.fill(first, embedder.embed_batch(np.stack(batch)))
+            batch.clear()
+
+    try:
+        with long.resources:
+            for block in _ahead(decode_blocks(long.item.uri, long.sound, limits), BLOCKS_AHEAD):
+                run(cutter.feed(block))
+            run(cutter.finish(), last=True)
+    except AudioError as error:
+        return error
+    count = len(starts)
+    # the windows went through the model as they were cut: their audio is gone, their count and
+    # starts remain
+    windows = Windows(
+        np.empty((count, 0), np.float32),
+        np.asarray(starts, np.float64) / MODEL_SAMPLE_RATE,
+        cutter.length / MODEL_SAMPLE_RATE,
+    )
+    header = long.header
+    audio = DecodedAudio(
+        np.empty(0, np.float32),
+        MODEL_SAMPLE_RATE,
+        header.sample_rate,
+        header.channels,
+        header.duration_seconds,
+    )
+    result = FileEmbedding.of_windows(outputs[:count], windows, limits)
+    return Embedded(Prepared(long.item, audio, windows), result)
+
+
+def _expected_windows(header: AudioHeader, cutter: WindowCutter) -> int:
+    """Windows a file of this header gives (one more for rounding in the resampler)."""
+    length = math.ceil(header.frames * MODEL_SAMPLE_RATE / header.sample_rate)
+    if length <= cutter.window:
+        return 1
+    return (length - cutter.window) // cutter.hop + 3
+
+
+def _ahead(blocks: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
+    """Run ``blocks`` in a thread, at most ``depth`` blocks ahead of the caller (decoding one
+    long file overlaps with its forward passes); its exceptions are raised here."""
+    ready: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> None:
+        while not stop.is_set():
+            try:
+                ready.put((kind, value), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                put("block", block)
+                if stop.is_set():
+                    return
+            put("end", None)
+        except BaseException as error:  # handed to the caller's thread
+            put("error", error)
+
+    thread = threading.Thread(target=produce, name="decode-long-file", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()

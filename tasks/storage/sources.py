@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 from tasks.errors import UserError
@@ -69,6 +71,11 @@ class AudioSource(Protocol):
 
     def read_bytes(self, item: AudioItem) -> bytes:
         """The item's content."""
+        ...
+
+    def open_file(self, item: AudioItem) -> AbstractContextManager[BinaryIO]:
+        """The item's content as a seekable binary file (for files too large to hold in memory:
+        a local file is opened, a blob downloaded to a temporary file)."""
         ...
 
 
@@ -124,6 +131,9 @@ class LocalSource:
 
     def read_bytes(self, item: AudioItem) -> bytes:
         return (self.root / item.path).read_bytes()
+
+    def open_file(self, item: AudioItem) -> AbstractContextManager[BinaryIO]:
+        return open(self.root / item.path, "rb")
 
 
 class BlobSource:
@@ -192,6 +202,24 @@ class BlobSource:
             return downloader.readall()
         except AzureError as error:
             raise SourceReadError(self._describe(item.path, error)) from None
+
+    @contextmanager
+    def open_file(self, item: AudioItem) -> Iterator[BinaryIO]:
+        """The blob (the version listed) downloaded chunk by chunk to a temporary file, deleted
+        on exit: disk, not memory, holds a long recording."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        with tempfile.TemporaryFile(prefix="audio-embeddings-") as file:
+            try:
+                downloader = self.container.download_blob(
+                    item.path, etag=f'"{item.etag}"', match_condition=MatchConditions.IfNotModified
+                )
+                downloader.readinto(file)
+            except AzureError as error:
+                raise SourceReadError(self._describe(item.path, error)) from None
+            file.seek(0)
+            yield file
 
     def _item(self, blob) -> AudioItem:
         return AudioItem(

@@ -11,7 +11,14 @@ import pytest
 import soundfile
 
 from tasks.audio import samples
-from tasks.audio.decode import AudioError, AudioErrorKind, decode, downmix
+from tasks.audio.decode import (
+    AudioError,
+    AudioErrorKind,
+    decode,
+    decode_blocks,
+    downmix,
+    open_audio,
+)
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import AudioLimits
 
@@ -135,3 +142,54 @@ def test_limits_on_size_and_duration_are_enforced_and_adjustable() -> None:
 def test_quiet_but_real_audio_is_not_called_silent() -> None:
     quiet = samples.noise(1.0, 16_000, amplitude=0.001)  # about -60 dBFS peak
     assert decode("quiet.wav", _wav_bytes(quiet, 16_000), LIMITS).duration_seconds == 1.0
+
+
+def _encoded(audio: np.ndarray, rate: int, file_format: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, rate, format=file_format, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "file_format", "subtype"),
+    [
+        (44_100, 2, "WAV", "PCM_16"),
+        (48_000, 1, "WAV", "FLOAT"),
+        (22_050, 1, "FLAC", "PCM_16"),
+        (32_000, 2, "WAV", "PCM_16"),
+    ],
+)
+def test_block_by_block_decoding_equals_decoding_the_file_whole(
+    rate: int, channels: int, file_format: str, subtype: str
+) -> None:
+    rng = np.random.default_rng(rate)
+    audio = (0.3 * rng.standard_normal((int(rate * 23.3), channels))).clip(-1, 1)
+    data = _encoded(audio.astype(np.float32), rate, file_format, subtype)
+    limits = AudioLimits()
+    whole = decode("x.wav", data, limits).samples
+    for block_seconds in (10.0, 0.77):  # blocks that do and do not divide the file
+        sound, header = open_audio("x.wav", io.BytesIO(data), limits)
+        assert (header.sample_rate, header.channels) == (rate, channels)
+        streamed = np.concatenate(list(decode_blocks("x.wav", sound, limits, block_seconds)))
+        # soxr's one-shot resample is its stream run to the end: the very same samples
+        np.testing.assert_array_equal(streamed, whole)
+
+
+def test_block_by_block_decoding_raises_what_whole_decoding_raises() -> None:
+    limits = AudioLimits()
+    silent = _encoded(np.zeros(16_000 * 5, np.float32), 16_000, "WAV", "PCM_16")
+    sound, _ = open_audio("quiet.wav", io.BytesIO(silent), limits)
+    with pytest.raises(AudioError, match=r"quiet\.wav: the file is silent") as raised:
+        list(decode_blocks("quiet.wav", sound, limits, block_seconds=1.0))
+    assert raised.value.kind == AudioErrorKind.SILENT
+    wav = _encoded(samples.tone(5.0, 16_000), 16_000, "WAV", "PCM_16")
+    sound, _ = open_audio("cut.wav", io.BytesIO(wav[: len(wav) // 2]), limits)
+    with pytest.raises(AudioError) as raised:
+        list(decode_blocks("cut.wav", sound, limits, block_seconds=1.0))
+    assert raised.value.kind == AudioErrorKind.TRUNCATED
+    with pytest.raises(AudioError) as raised:
+        open_audio("long.wav", io.BytesIO(wav), AudioLimits(max_duration_seconds=2.0))
+    assert raised.value.kind == AudioErrorKind.TOO_LONG
+    with pytest.raises(AudioError) as raised:
+        open_audio("text.wav", io.BytesIO(b"not audio at all" * 10), limits)
+    assert raised.value.kind == AudioErrorKind.NOT_AUDIO

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.audio.windows import cut_windows, segment_spans
+from tasks.audio.windows import WindowCutter, cut_windows, segment_spans
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import AudioLimits
 
@@ -64,3 +64,25 @@ def test_segments_must_divide_the_window() -> None:
     with pytest.raises(ValueError, match="segment_seconds"):
         AudioLimits(window_seconds=10.0, segment_seconds=3.0)
     assert AudioLimits(window_seconds=10.0, segment_seconds=2.5).segments_per_window == 4
+
+
+@pytest.mark.parametrize(
+    ("window", "hop", "segment"), [(10.0, None, 1.0), (10.0, 5.0, 1.0), (2.0, 1.0, 1.0)]
+)
+@pytest.mark.parametrize("seconds", [0.3, 2.0, 10.0, 10.01, 25.7, 41.0])
+def test_windows_cut_block_by_block_equal_the_whole_cut(
+    window: float, hop: float | None, segment: float, seconds: float
+) -> None:
+    limits = AudioLimits(window_seconds=window, hop_seconds=hop, segment_seconds=segment)
+    clip = np.random.default_rng(1).standard_normal(int(seconds * MODEL_SAMPLE_RATE))
+    clip = clip.astype(np.float32)
+    whole = cut_windows(clip, limits)
+    for block in (777, 3 * MODEL_SAMPLE_RATE, 17 * MODEL_SAMPLE_RATE):
+        cutter, cut = WindowCutter(limits), []
+        for first in range(0, len(clip), block):
+            cut += cutter.feed(clip[first : first + block])
+        cut += cutter.finish()
+        np.testing.assert_array_equal(np.stack([w for _, w in cut]), whole.audio)
+        starts = np.array([start for start, _ in cut]) / MODEL_SAMPLE_RATE
+        np.testing.assert_array_equal(starts, whole.start_seconds)
+        assert cutter.length == len(clip)

@@ -56,3 +56,47 @@ def test_windows_of_consecutive_files_fill_whole_batches(
         )
         np.testing.assert_allclose(outcome.result.embedding, alone.embedding, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(outcome.result.probabilities, alone.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("read", ["into_memory", "from_file"])
+def test_long_files_streamed_block_by_block_equal_whole_decoding(
+    embedder: PannsEmbedder, tmp_path: Path, read: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.ingest.stream as stream
+
+    if read == "from_file":  # what a file too large to read into memory takes
+        monkeypatch.setattr(stream, "IN_MEMORY_MAX_BYTES", 0)
+    samples.write(tmp_path / "a-short.wav", samples.chirp(3.0, 44_100), 44_100, channels=2)
+    long_clip = np.concatenate([samples.engine(9.0, 44_100), samples.clicks(4.3, 44_100, 9.0)])
+    samples.write(tmp_path / "b-long.wav", long_clip, 44_100, channels=2)
+    samples.write(tmp_path / "c-long-silent.wav", np.zeros(44_100 * 9, np.float32), 44_100)
+    samples.write(tmp_path / "d-short.wav", samples.noise(1.0, 44_100), 44_100)
+    source = LocalSource(tmp_path)
+    jobs = [(item, source) for item in source.list_items()]
+    whole = dict(embed_items(jobs, embedder))
+    streaming = embedder.with_options(
+        embedder.limits.model_copy(update={"stream_above_seconds": 5.0}), embedder.batch_size
+    )
+    assert isinstance(stream.prepare(jobs[1][0], source, streaming), stream.LongFile)
+    streamed = list(embed_items(jobs, streaming))
+
+    assert [item.path for item, _ in streamed] == [item.path for item, _ in jobs]  # in order
+    silent = dict(streamed)[jobs[2][0]]
+    assert isinstance(silent, AudioError) and silent.kind == "silent"
+    for item, outcome in streamed:
+        if item.path == "c-long-silent.wav":
+            continue
+        expected = whole[item]
+        np.testing.assert_array_equal(
+            outcome.prepared.windows.start_seconds, expected.prepared.windows.start_seconds
+        )
+        assert outcome.prepared.audio.duration_seconds == expected.prepared.audio.duration_seconds
+        np.testing.assert_allclose(
+            outcome.result.window_embeddings, expected.result.window_embeddings, atol=1e-5
+        )
+        got, want = outcome.result.segments, expected.result.segments
+        np.testing.assert_array_equal(got.start_seconds, want.start_seconds)
+        cosine = (got.embeddings * want.embeddings).sum(1) / (
+            np.linalg.norm(got.embeddings, axis=1) * np.linalg.norm(want.embeddings, axis=1)
+        )
+        assert cosine.min() >= 0.999

@@ -36,6 +36,20 @@ def test_a_blob_changed_after_listing_is_left_for_the_next_run(blob_env: Contain
         source.read_bytes(item)
 
 
+def test_a_large_blob_is_read_through_a_temporary_file_of_the_listed_version(
+    blob_env: ContainerClient,
+) -> None:
+    upload(blob_env, "long.wav", samples.engine(6.0, 16_000), 16_000)
+    source = open_source(f"az://{blob_env.container_name}/", BlobSettings())
+    (item,) = list(source.list_items())
+    with source.open_file(item) as file:
+        assert file.read() == source.read_bytes(item)
+    assert file.closed  # an unnamed temporary file: gone once closed
+    upload(blob_env, "long.wav", samples.noise(6.0, 16_000), 16_000)
+    with pytest.raises(SourceReadError, match=r"long\.wav"), source.open_file(item):
+        pass
+
+
 def test_an_unreachable_account_is_one_clear_error_without_the_key() -> None:
     settings = BlobSettings(
         blob_connection_string=unreachable_connection_string(), blob_retry_total=0
