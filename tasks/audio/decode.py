@@ -92,26 +92,15 @@ def decode(
     if isinstance(data, bytes | bytearray):
         check_size(name, len(data), limits)
         data = io.BytesIO(data)
-    try:
-        with soundfile.SoundFile(data) as sound:
-            sample_rate, channels, declared_frames = sound.samplerate, sound.channels, sound.frames
-            _check_header(name, sample_rate, declared_frames, limits)
-            try:
-                # 16-bit PCM (most WAV and FLAC) read as int16 and scaled in downmix: 0.9 ms
-                # against 2.7 ms for libsndfile's float conversion of a 10 s stereo clip here.
-                dtype = "int16" if sound.subtype == "PCM_16" else "float32"
-                samples = sound.read(dtype=dtype, always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioError(
-                    name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
-                ) from None
-            _check_truncation(name, sound.extra_info, declared_frames, samples.shape[0])
-    except soundfile.LibsndfileError as error:
-        raise AudioError(
-            name,
-            AudioErrorKind.NOT_AUDIO,
-            f"not a readable audio file ({_libsndfile_reason(error)})",
-        ) from None
+    sound, header = open_audio(name, data, limits)
+    with sound:
+        try:
+            samples = sound.read(dtype=_read_dtype(sound), always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise AudioError(
+                name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
+            ) from None
+        _check_truncation(name, sound.extra_info, header.frames, samples.shape[0])
     if samples.shape[0] == 0:
         raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
     if samples.dtype == np.float32 and not np.isfinite(samples).all():
@@ -119,11 +108,11 @@ def decode(
     mono = downmix(samples)
     _check_silence(name, _peak(mono), limits)
     return DecodedAudio(
-        samples=to_model_rate(mono, sample_rate) if resample else mono,
-        sample_rate=MODEL_SAMPLE_RATE if resample else sample_rate,
-        original_sample_rate=sample_rate,
-        channels=channels,
-        duration_seconds=samples.shape[0] / sample_rate,
+        samples=to_model_rate(mono, header.sample_rate) if resample else mono,
+        sample_rate=MODEL_SAMPLE_RATE if resample else header.sample_rate,
+        original_sample_rate=header.sample_rate,
+        channels=header.channels,
+        duration_seconds=samples.shape[0] / header.sample_rate,
     )
 
 
@@ -181,7 +170,7 @@ def decode_blocks(
         if rate == MODEL_SAMPLE_RATE
         else soxr.ResampleStream(rate, MODEL_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     )
-    dtype = "int16" if sound.subtype == "PCM_16" else "float32"
+    dtype = _read_dtype(sound)
     frames_per_block = max(round(block_seconds * rate), 1)
     read, peak = 0, 0.0
     while True:
@@ -238,6 +227,12 @@ def to_model_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     return soxr.resample(mono, sample_rate, MODEL_SAMPLE_RATE, quality="HQ").astype(
         np.float32, copy=False
     )
+
+
+def _read_dtype(sound: soundfile.SoundFile) -> str:
+    # 16-bit PCM (most WAV and FLAC) read as int16 and scaled in downmix: 0.9 ms against 2.7 ms
+    # for libsndfile's float conversion of a 10 s stereo clip here.
+    return "int16" if sound.subtype == "PCM_16" else "float32"
 
 
 def _peak(mono: np.ndarray) -> float:
