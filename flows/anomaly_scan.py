@@ -65,8 +65,8 @@ def anomaly_scan(
             the normal reference (e.g. condition = normal).
         group_metadata_key: Or: this blob metadata key names the machine.
         paths: Score these snapshot paths; empty: every clip new or changed since the last scan.
-        scoring: Window score: mahalanobis (distance to the reference's mean, shrunk
-            covariance) or knn (mean cosine distance to the k nearest reference windows).
+        scoring: Window score: knn (mean cosine distance to the k nearest reference windows)
+            or mahalanobis (distance to the reference's mean under a shrunk covariance).
         k: Reference windows averaged per window score (knn scoring).
         threshold_method: How the threshold is read from the reference's leave-one-out scores:
             a fitted gamma distribution, or the empirical quantile.
