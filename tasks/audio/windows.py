@@ -123,7 +123,9 @@ class SegmentSpans:
     end: np.ndarray
 
 
-def segment_spans(windows: Windows, limits: AudioLimits) -> SegmentSpans:
+def segment_spans(
+    windows: Windows, limits: AudioLimits, covered_seconds: float = 0.0
+) -> SegmentSpans:
     """The segments that cover the file once, in time order.
 
     Windows are cut every hop; a segment is kept when it reaches past the end of the last one
@@ -131,10 +133,14 @@ def segment_spans(windows: Windows, limits: AudioLimits) -> SegmentSpans:
     starts where the last one ended: segments of a last window moved back to end at the last
     sample, or of overlapping windows, never repeat audio, and together the spans cover the
     file once, ending at its last sample.
+
+    A file streamed window by window gives its windows in runs: ``covered_seconds`` is where
+    the segments kept from the runs before end (``windows.duration_seconds`` then only needs to
+    reach past this run's windows).
     """
     parts, length = limits.segments_per_window, limits.segment_seconds
     kept: list[tuple[int, int, float, float]] = []
-    covered = 0.0
+    covered = covered_seconds
     for window, window_start in enumerate(windows.start_seconds):
         for part in range(parts):
             start = float(window_start) + part * length

@@ -58,14 +58,24 @@ def test_windows_of_consecutive_files_fill_whole_batches(
         np.testing.assert_allclose(outcome.result.probabilities, alone.probabilities, atol=1e-6)
 
 
-@pytest.mark.parametrize("read", ["into_memory", "from_file"])
+@pytest.mark.parametrize(
+    ("read", "hop_seconds"), [("into_memory", None), ("from_file", None), ("into_memory", 1.0)]
+)
 def test_long_files_streamed_block_by_block_equal_whole_decoding(
-    embedder: PannsEmbedder, tmp_path: Path, read: str, monkeypatch: pytest.MonkeyPatch
+    embedder: PannsEmbedder,
+    tmp_path: Path,
+    read: str,
+    hop_seconds: float | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import tasks.ingest.stream as stream
 
     if read == "from_file":  # what a file too large to read into memory takes
         monkeypatch.setattr(stream, "IN_MEMORY_MAX_BYTES", 0)
+    # overlapping windows (a hop shorter than the window): segments are kept once, across batches
+    embedder = embedder.with_options(
+        embedder.limits.model_copy(update={"hop_seconds": hop_seconds}), embedder.batch_size
+    )
     samples.write(tmp_path / "a-short.wav", samples.chirp(3.0, 44_100), 44_100, channels=2)
     long_clip = np.concatenate([samples.engine(9.0, 44_100), samples.clicks(4.3, 44_100, 9.0)])
     samples.write(tmp_path / "b-long.wav", long_clip, 44_100, channels=2)
