@@ -45,7 +45,6 @@ from tasks.audio import samples  # noqa: E402
 RATE = 16_000
 SECONDS = 10.0
 MACHINE_RPM = (1500.0, 2200.0, 2950.0)
-SCAN_WINDOW_SECONDS, SCAN_HOP_SECONDS = 2.0, 1.0
 
 
 def machine(rpm: float, seed: int) -> np.ndarray:
@@ -77,15 +76,20 @@ def anomaly(kind: str, rpm: float, seed: int, level: float) -> np.ndarray:
 def separate_windows(folder: Path, embedder) -> list:
     """Every 2 s scan window (every 1 s) of each clip embedded on its own."""
     from tasks.anomaly.scoring import ClipWindows
+    from tasks.anomaly.windows import DEFAULT_SCAN_HOP_SECONDS, DEFAULT_SCAN_WINDOW_SECONDS
     from tasks.model.constants import MODEL_SAMPLE_RATE
     from tasks.settings import AudioLimits
     from tasks.storage.sources import LocalSource
 
     short = embedder.with_options(
-        AudioLimits(window_seconds=SCAN_WINDOW_SECONDS, segment_seconds=SCAN_WINDOW_SECONDS),
+        AudioLimits(
+            window_seconds=DEFAULT_SCAN_WINDOW_SECONDS, segment_seconds=DEFAULT_SCAN_WINDOW_SECONDS
+        ),
         embedder.batch_size,
     )
-    length, hop = (int(s * MODEL_SAMPLE_RATE) for s in (SCAN_WINDOW_SECONDS, SCAN_HOP_SECONDS))
+    length, hop = (
+        int(s * MODEL_SAMPLE_RATE) for s in (DEFAULT_SCAN_WINDOW_SECONDS, DEFAULT_SCAN_HOP_SECONDS)
+    )
     source, clips = LocalSource(folder), []
     for item in source.list_items():
         audio = short.decode(item.path, source.read_bytes(item))
@@ -123,7 +127,7 @@ def main() -> None:
     )
     settings = Settings.with_overrides(checkpoint_path=checkpoint)
     embedder = load_embedder(settings.model_settings(), settings.audio_limits())
-    windows = ScanWindows(SCAN_WINDOW_SECONDS, SCAN_HOP_SECONDS)
+    windows = ScanWindows()  # what a scan uses by default: 2 s every 1 s
     ways = args.ways.split(",")
     model_seconds = {way: 0.0 for way in ways}
     clips_embedded = {way: 0 for way in ways}

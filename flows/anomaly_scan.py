@@ -11,7 +11,11 @@ from prefect.runtime import flow_run
 
 from tasks.anomaly.scan import ScoringOptions
 from tasks.anomaly.scoring import DEFAULT_SCORING, ReferenceSelector, Scoring
-from tasks.anomaly.windows import ScanWindows
+from tasks.anomaly.windows import (
+    DEFAULT_SCAN_HOP_SECONDS,
+    DEFAULT_SCAN_WINDOW_SECONDS,
+    ScanWindows,
+)
 from tasks.settings import Settings
 from tasks.steps.anomaly_scan import (
     calibrate_references_task,
@@ -50,8 +54,8 @@ def anomaly_scan(
     threshold_method: Literal["gamma", "quantile"] = "gamma",
     quantile: float = 0.99,
     threshold: float | None = None,
-    window_seconds: float | None = None,
-    hop_seconds: float | None = None,
+    window_seconds: float | None = DEFAULT_SCAN_WINDOW_SECONDS,
+    hop_seconds: float | None = DEFAULT_SCAN_HOP_SECONDS,
 ) -> ScanSummary:
     """Score clips against the reference of normal operation that their group belongs to.
 

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from flows.temporary_server import prefect_api
 from tasks.anomaly.scoring import DEFAULT_SCORING, Scoring
+from tasks.anomaly.windows import DEFAULT_SCAN_HOP_SECONDS, DEFAULT_SCAN_WINDOW_SECONDS
 from tasks.audio.decode import decode as decode_audio
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
@@ -358,14 +359,10 @@ Quantile = Annotated[
     float, typer.Option(min=0.5, max=0.9999, help="Quantile of normal window scores (threshold)")
 ]
 ScanWindow = Annotated[
-    float | None,
-    typer.Option(
-        help="Scan window (s): a whole multiple of the stored segments (default: one segment)"
-    ),
+    float, typer.Option(help="Scan window (s): a whole multiple of the stored segments")
 ]
 ScanHop = Annotated[
-    float | None,
-    typer.Option(help="Time between scan windows (s), a multiple of the segments (default: one)"),
+    float, typer.Option(help="Time between scan windows (s), a multiple of the segments too")
 ]
 anomaly_app = typer.Typer(
     help="Anomaly scans against references of normal sound.", no_args_is_help=True
@@ -407,8 +404,8 @@ def anomaly_scan(
     k: Neighbours = 3,
     quantile: Quantile = 0.99,
     threshold: Annotated[float | None, typer.Option(help="Override the calibration")] = None,
-    window_seconds: ScanWindow = None,
-    hop_seconds: ScanHop = None,
+    window_seconds: ScanWindow = DEFAULT_SCAN_WINDOW_SECONDS,
+    hop_seconds: ScanHop = DEFAULT_SCAN_HOP_SECONDS,
 ) -> None:
     """Score new clips against their reference, from the segments ingest stored (no model is
     loaded); report anomalies, where they are, and silent clips."""
@@ -452,8 +449,8 @@ def anomaly_evaluate(
     ] = None,
     k: Neighbours = 3,
     quantile: Quantile = 0.99,
-    window_seconds: ScanWindow = None,
-    hop_seconds: ScanHop = None,
+    window_seconds: ScanWindow = DEFAULT_SCAN_WINDOW_SECONDS,
+    hop_seconds: ScanHop = DEFAULT_SCAN_HOP_SECONDS,
     checkpoint: Checkpoint = None,
 ) -> None:
     """ROC AUC, partial AUC (p = 0.1) and precision/recall at the calibrated threshold, for

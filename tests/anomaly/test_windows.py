@@ -26,8 +26,8 @@ def test_windows_are_means_of_consecutive_segments_and_cover_every_segment() -> 
 
 
 def test_a_resolution_the_segments_cannot_give_is_a_clear_error() -> None:
-    assert ScanWindows().in_segments(1.0) == (1, 1)
-    assert ScanWindows(2.0, 1.0).in_segments(1.0) == (2, 1)
+    assert ScanWindows(None, None).in_segments(1.0) == (1, 1)  # one window per segment
+    assert ScanWindows().in_segments(1.0) == (2, 1)  # the default: 2 s every 1 s
     assert ScanWindows(3.0, 1.5).in_segments(0.5) == (6, 3)
     with pytest.raises(ResolutionError, match=r"window of 0.5 s.*holds 1 s segments"):
         ScanWindows(0.5).in_segments(1.0)
