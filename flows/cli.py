@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from prefect.settings import PREFECT_API_URL
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -224,22 +225,35 @@ def search(
         int, typer.Option(min=1, help="With --segments: at most this many hits from one file")
     ] = 1,
 ) -> None:
-    """Find the files that sound most like QUERY (with --segments: where in them)."""
+    """Find the files that sound most like QUERY (with --segments: where in them).
+
+    With a Prefect API configured (PREFECT_API_URL) this runs the search flow, which the UI
+    shows; without one, the same steps run in this process, with no temporary server.
+    """
     from flows.search import search as search_flow
+    from flows.search import search_in_process
     from tasks.reports import search_table
 
     _preflight(checkpoint, query)
-    with prefect_api():
-        hits = search_flow(
-            query=str(query),
-            top=top,
-            path_prefix=path_prefix,
-            labels=label,
-            index_uri=index,
-            checkpoint_path=str(checkpoint) if checkpoint else None,
-            segments=segments,
-            per_file=per_file,
-        )
+    arguments = {
+        "query": str(query),
+        "top": top,
+        "path_prefix": path_prefix,
+        "labels": label,
+        "index_uri": index,
+        "checkpoint_path": str(checkpoint) if checkpoint else None,
+        "segments": segments,
+        "per_file": per_file,
+    }
+    if PREFECT_API_URL.value():
+        hits = search_flow(**arguments)
+    else:
+        hits, model = search_in_process(**arguments)
+        if not model.is_official:
+            console.print(
+                f"[yellow]warning:[/] {model.path} is NOT the official Cnn14 checkpoint: "
+                "scores and labels carry no meaning beyond a test"
+            )
     console.print(search_table(str(query), hits))
 
 

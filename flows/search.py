@@ -1,4 +1,9 @@
-"""Query by audio: embed a file, find its nearest neighbours in the index."""
+"""Query by audio: embed a file, find its nearest neighbours in the index.
+
+``search`` is the flow (deployments, the UI, the CLI when a Prefect API is configured);
+``search_in_process`` runs the same steps as plain calls, for a CLI without a Prefect API: a
+temporary Prefect server would cost more than the search itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from prefect import flow
 
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
+from tasks.model.checkpoint import ResolvedCheckpoint, resolve_checkpoint
 from tasks.reports import publish_search_results
 from tasks.settings import Settings
 from tasks.steps.model import resolve_model
@@ -45,3 +51,22 @@ def search(
     hits = search_index(vector, top, where, settings, segments, per_file)
     publish_search_results(query, hits, model)
     return hits
+
+
+def search_in_process(
+    query: str,
+    top: int = 10,
+    path_prefix: str | None = None,
+    labels: list[str] | None = None,
+    index_uri: str | None = None,
+    checkpoint_path: str | None = None,
+    segments: bool = False,
+    per_file: int = 1,
+) -> tuple[list[SearchHit], ResolvedCheckpoint]:
+    """The ``search`` flow's steps as plain calls, with no Prefect run (and so no artifact):
+    the matches, and the checkpoint used (for the caller to warn when it is not official)."""
+    settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
+    model = resolve_checkpoint(settings.model_settings())
+    vector = embed_query.fn(query, settings, segments)
+    where = SearchFilter(path_prefix=path_prefix, any_labels=tuple(labels or ()))
+    return search_index.fn(vector, top, where, settings, segments, per_file), model

@@ -16,3 +16,35 @@ def test_search_filters_by_path_prefix(catalogue: Path, stores: dict[str, str]) 
     ingest(source=str(catalogue))
     hits = search(query=str(catalogue / "tones/a440.wav"), top=10, path_prefix="tones/")
     assert {h.path for h in hits} == {"tones/a440.wav", "tones/a220.flac"}
+
+
+def test_without_a_prefect_api_the_cli_searches_in_process_with_the_flows_answer(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from flows.search import search_in_process
+
+    ingest(source=str(catalogue))
+    query = str(catalogue / "tones/a440.wav")
+    by_flow = search(query=query, top=4, segments=True, per_file=2)
+    in_process, model = search_in_process(query=query, top=4, segments=True, per_file=2)
+    assert in_process == by_flow and not model.is_official
+    # the command, in a fresh interpreter with no Prefect API: no temporary server, same table
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "search", query, "--top", "4"],
+        env={**environment, "PREFECT_API_URL": ""},
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "NOT the official Cnn14 checkpoint" in " ".join(done.stdout.split())
+    assert "temporary server" not in (done.stdout + done.stderr).lower()
+    rows = [line.split("│") for line in done.stdout.splitlines() if line.startswith("│")]
+    listed = [cells[3].strip() for cells in rows if cells[3].strip()]  # not wrapped label lines
+    assert listed == [h.path for h in search(query=query, top=4)]
