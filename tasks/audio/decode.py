@@ -94,17 +94,22 @@ def decode(
         data = io.BytesIO(data)
     sound, header = open_audio(name, data, limits)
     with sound:
-        try:
-            samples = sound.read(dtype=_read_dtype(sound), always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise AudioError(
-                name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
-            ) from None
-        _check_truncation(name, sound.extra_info, header.frames, samples.shape[0])
+        return decode_opened(name, sound, header, limits, resample)
+
+
+def decode_opened(
+    name: str,
+    sound: soundfile.SoundFile,
+    header: AudioHeader,
+    limits: AudioLimits,
+    resample: bool = True,
+) -> DecodedAudio:
+    """``decode`` for a file ``open_audio`` opened (and checked the header of): read it whole."""
+    samples = _read(name, sound, -1)
+    _check_truncation(name, sound.extra_info, header.frames, samples.shape[0])
     if samples.shape[0] == 0:
         raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
-    if samples.dtype == np.float32 and not np.isfinite(samples).all():
-        raise AudioError(name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples")
+    _check_finite(name, samples)
     mono = downmix(samples)
     _check_silence(name, _peak(mono), limits)
     return DecodedAudio(
@@ -170,22 +175,13 @@ def decode_blocks(
         if rate == MODEL_SAMPLE_RATE
         else soxr.ResampleStream(rate, MODEL_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     )
-    dtype = _read_dtype(sound)
     frames_per_block = max(round(block_seconds * rate), 1)
     read, peak = 0, 0.0
     while True:
-        try:
-            block = sound.read(frames_per_block, dtype=dtype, always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise AudioError(
-                name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
-            ) from None
+        block = _read(name, sound, frames_per_block)
         if block.shape[0] == 0:
             break
-        if block.dtype == np.float32 and not np.isfinite(block).all():
-            raise AudioError(
-                name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples"
-            )
+        _check_finite(name, block)
         read += block.shape[0]
         mono = downmix(block)
         peak = max(peak, _peak(mono))
@@ -229,10 +225,22 @@ def to_model_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     )
 
 
-def _read_dtype(sound: soundfile.SoundFile) -> str:
+def _read(name: str, sound: soundfile.SoundFile, frames: int) -> np.ndarray:
+    """The next ``frames`` frames (-1: all the rest) as [frames, channels]."""
     # 16-bit PCM (most WAV and FLAC) read as int16 and scaled in downmix: 0.9 ms against 2.7 ms
     # for libsndfile's float conversion of a 10 s stereo clip here.
-    return "int16" if sound.subtype == "PCM_16" else "float32"
+    dtype = "int16" if sound.subtype == "PCM_16" else "float32"
+    try:
+        return sound.read(frames, dtype=dtype, always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(
+            name, AudioErrorKind.CORRUPT, f"decoding failed part-way: {error}"
+        ) from None
+
+
+def _check_finite(name: str, samples: np.ndarray) -> None:
+    if samples.dtype == np.float32 and not np.isfinite(samples).all():
+        raise AudioError(name, AudioErrorKind.NON_FINITE, "the audio holds NaN or infinite samples")
 
 
 def _peak(mono: np.ndarray) -> float:

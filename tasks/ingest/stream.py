@@ -30,6 +30,7 @@ from tasks.audio.decode import (
     DecodedAudio,
     check_size,
     decode_blocks,
+    decode_opened,
     open_audio,
 )
 from tasks.audio.windows import WindowCutter, Windows, segment_spans
@@ -98,9 +99,8 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Pr
         resources.callback(sound.close)
         if header.duration_seconds > limits.stream_above_seconds:
             return LongFile(item, header, sound, resources.pop_all())
-        sound.close()  # a short file is decoded whole, from the start
-        file.seek(0)
-        audio = embedder.decode(item.uri, file)
+        resample = not embedder.resamples_on_device
+        audio = decode_opened(item.uri, sound, header, limits, resample)
     return Prepared(item, audio, embedder.windows_of(audio))
 
 
