@@ -264,13 +264,14 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
             np.empty((len(batch), 0), np.float32), starts, cutter.length / MODEL_SAMPLE_RATE
         )
         spans = segment_spans(cut, limits, segment_ends[-1] if segment_ends else 0.0)
+        kept = FileSegments.kept(outputs, spans, limits)
         window_embeddings.append(outputs.embeddings)
         window_probabilities.append(outputs.probabilities)
-        segment_embeddings.append(outputs.segment_embeddings[spans.window, spans.part])
-        segment_probabilities.append(outputs.segment_probabilities[spans.window, spans.part])
+        segment_embeddings.append(kept.embeddings)
+        segment_probabilities.append(kept.probabilities)
         window_starts.extend(starts)
-        segment_starts.extend(spans.start)
-        segment_ends.extend(spans.end)
+        segment_starts.extend(kept.start_seconds)
+        segment_ends.extend(kept.end_seconds)
         batch.clear()
         _give_back_freed_memory()
 
@@ -297,10 +298,9 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         header.channels,
         header.duration_seconds,
     )
-    result = FileEmbedding(
-        window_embeddings.rows.mean(axis=0),
-        window_probabilities.rows.mean(axis=0),
+    result = FileEmbedding.of_parts(
         window_embeddings.rows,
+        window_probabilities.rows,
         windows.start_seconds,
         FileSegments(
             np.asarray(segment_starts),

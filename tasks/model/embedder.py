@@ -20,7 +20,7 @@ import torch
 
 from tasks.audio.decode import DecodedAudio, decode
 from tasks.audio.device import cut_windows_on_device, resample_on_device, to_device
-from tasks.audio.windows import Windows, cut_windows, segment_spans
+from tasks.audio.windows import SegmentSpans, Windows, cut_windows, segment_spans
 from tasks.errors import UserError
 from tasks.model.checkpoint import file_sha256, resolve_checkpoint
 from tasks.model.cnn14 import cnn14_forward, load_cnn14
@@ -120,6 +120,17 @@ class FileSegments:
     probabilities: np.ndarray
     segment_seconds: float
 
+    @classmethod
+    def kept(cls, outputs: WindowOutputs, spans: SegmentSpans, limits: AudioLimits) -> FileSegments:
+        """The segments ``spans`` keeps of the model's outputs for some windows."""
+        return cls(
+            spans.start,
+            spans.end,
+            outputs.segment_embeddings[spans.window, spans.part],
+            outputs.segment_probabilities[spans.window, spans.part],
+            limits.segment_seconds,
+        )
+
 
 @dataclass
 class FileEmbedding:
@@ -137,19 +148,25 @@ class FileEmbedding:
         cls, outputs: WindowOutputs, windows: Windows, limits: AudioLimits
     ) -> FileEmbedding:
         """A file's result from the model's outputs for its windows."""
-        spans = segment_spans(windows, limits)
-        segments = FileSegments(
-            spans.start,
-            spans.end,
-            outputs.segment_embeddings[spans.window, spans.part],
-            outputs.segment_probabilities[spans.window, spans.part],
-            limits.segment_seconds,
+        segments = FileSegments.kept(outputs, segment_spans(windows, limits), limits)
+        return cls.of_parts(
+            outputs.embeddings, outputs.probabilities, windows.start_seconds, segments
         )
+
+    @classmethod
+    def of_parts(
+        cls,
+        window_embeddings: np.ndarray,
+        window_probabilities: np.ndarray,
+        window_start_seconds: np.ndarray,
+        segments: FileSegments,
+    ) -> FileEmbedding:
+        """A file's result from its windows' embeddings and probabilities and its segments."""
         return cls(
-            outputs.embeddings.mean(axis=0),
-            outputs.probabilities.mean(axis=0),
-            outputs.embeddings,
-            windows.start_seconds,
+            window_embeddings.mean(axis=0),
+            window_probabilities.mean(axis=0),
+            window_embeddings,
+            window_start_seconds,
             segments,
         )
 
