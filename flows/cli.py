@@ -249,11 +249,8 @@ def search(
         hits = search_flow(**arguments)
     else:
         hits, model = search_in_process(**arguments)
-        if not model.is_official:
-            console.print(
-                f"[yellow]warning:[/] {model.path} is NOT the official Cnn14 checkpoint: "
-                "scores and labels carry no meaning beyond a test"
-            )
+        if model.warning:
+            console.print(f"[yellow]warning:[/] {escape(model.warning)}")
     console.print(search_table(str(query), hits))
 
 

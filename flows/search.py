@@ -44,10 +44,9 @@ def search(
             where it is in its file, instead of whole files; labels then filter segments.
         per_file: With segments: at most this many segments from one file.
     """
-    settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
+    settings, where = _inputs(path_prefix, labels, index_uri, checkpoint_path)
     model = resolve_model(settings)
     vector = embed_query(query, settings, segments)
-    where = SearchFilter(path_prefix=path_prefix, any_labels=tuple(labels or ()))
     hits = search_index(vector, top, where, settings, segments, per_file)
     publish_search_results(query, hits, model)
     return hits
@@ -65,8 +64,18 @@ def search_in_process(
 ) -> tuple[list[SearchHit], ResolvedCheckpoint]:
     """The ``search`` flow's steps as plain calls, with no Prefect run (and so no artifact):
     the matches, and the checkpoint used (for the caller to warn when it is not official)."""
-    settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
+    settings, where = _inputs(path_prefix, labels, index_uri, checkpoint_path)
     model = resolve_checkpoint(settings.model_settings())
     vector = embed_query.fn(query, settings, segments)
-    where = SearchFilter(path_prefix=path_prefix, any_labels=tuple(labels or ()))
     return search_index.fn(vector, top, where, settings, segments, per_file), model
+
+
+def _inputs(
+    path_prefix: str | None,
+    labels: list[str] | None,
+    index_uri: str | None,
+    checkpoint_path: str | None,
+) -> tuple[Settings, SearchFilter]:
+    """The settings a search runs with and its filter, from the flow's parameters."""
+    settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
+    return settings, SearchFilter(path_prefix=path_prefix, any_labels=tuple(labels or ()))

@@ -51,6 +51,16 @@ class ResolvedCheckpoint:
     def is_official(self) -> bool:
         return self.sha256 == OFFICIAL_SHA256
 
+    @property
+    def warning(self) -> str | None:
+        """What to tell the user when this is not the official checkpoint."""
+        if self.is_official:
+            return None
+        return (
+            f"Checkpoint {self.path} (sha256 {self.sha256[:12]}…) is NOT the official Cnn14 "
+            "checkpoint: embeddings and labels carry no meaning beyond this test."
+        )
+
 
 def resolve_checkpoint(settings: ModelSettings) -> ResolvedCheckpoint:
     """Return the checkpoint to load, following the resolution order in the module docstring."""

@@ -13,11 +13,6 @@ from tasks.settings import Settings
 def resolve_model(settings: Settings) -> ResolvedCheckpoint:
     """Find the checkpoint (see tasks.model.checkpoint); warn loudly when it is not official."""
     resolved = resolve_checkpoint(settings.model_settings())
-    if not resolved.is_official:
-        get_run_logger().warning(
-            "Checkpoint %s (sha256 %s…) is NOT the official Cnn14 checkpoint: embeddings and "
-            "labels carry no meaning beyond this test.",
-            resolved.path,
-            resolved.sha256[:12],
-        )
+    if resolved.warning:
+        get_run_logger().warning(resolved.warning)
     return resolved
