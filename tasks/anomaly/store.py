@@ -82,7 +82,7 @@ class AnomalyStore:
             "snapshot_version": snapshot_version,
             "calibrated_at": datetime.now(UTC),
         }
-        _append(self.calibrations_uri, pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA), self)
+        self._append(self.calibrations_uri, pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA))
 
     def record_results(
         self, scores: Sequence[ClipScore], run_id: str, snapshot_version: int
@@ -100,11 +100,10 @@ class AnomalyStore:
             }
             for s in scores
         ]
-        _append(self.results_uri, pa.Table.from_pylist(rows, RESULTS_SCHEMA), self)
+        self._append(self.results_uri, pa.Table.from_pylist(rows, RESULTS_SCHEMA))
 
-
-def _append(uri: str, rows: pa.Table, store: AnomalyStore) -> None:
-    # "merge": tables written before a column was added (verdict, scoring) gain it
-    write_deltalake(
-        uri, rows, mode="append", schema_mode="merge", storage_options=store.storage_options
-    )
+    def _append(self, uri: str, rows: pa.Table) -> None:
+        # "merge": tables written before a column was added (verdict, scoring) gain it
+        write_deltalake(
+            uri, rows, mode="append", schema_mode="merge", storage_options=self.storage_options
+        )

@@ -31,12 +31,8 @@ def with_impact(clip: np.ndarray, at_seconds: float, rate: int = 16_000) -> np.n
     return out
 
 
-@pytest.mark.usefixtures("prefect_server")
-def test_scan_flow_flags_locates_reports_and_never_repeats(
-    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+@pytest.mark.usefixtures("prefect_server", "stores")
+def test_scan_flow_flags_locates_reports_and_never_repeats(tmp_path: Path) -> None:
     root = tmp_path / "audio"
     for i in range(8):  # a reference must cover normal variation: 8 recordings of 8 s
         samples.write(root / f"pump-07/normal/n{i}.wav", machine(8.0, i), 16_000)
@@ -111,16 +107,14 @@ def test_example_automation_notifies_on_anomaly_events(tmp_path: Path) -> None:
     assert "starts at 6.0 s" in received[0]["body"]
 
 
-@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.usefixtures("prefect_server", "stores")
 def test_scan_reads_stored_segments_embeds_nothing_and_reports_silence(
-    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tasks.steps.anomaly_scan as scan_steps
     from tasks.anomaly.windows import ResolutionError
     from tasks.model.embedder import PannsEmbedder
 
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
     root = tmp_path / "audio"
     for i in range(4):
         samples.write(root / f"fan-2/normal/n{i}.wav", machine(4.0, i), 16_000)
