@@ -100,7 +100,7 @@ def anomaly_scan(
         return ScanSummary(plan.snapshot_version, 0, 0, 0, 0, len(plan.without_reference), {})
     calibrated = calibrate_references_task(plan, settings, options)
     scores, problems = score_clips(plan, calibrated, selector, settings, options)
-    store_results(scores, settings, run_id, plan.snapshot_version)
+    store_results(scores, settings, run_id, plan.snapshot_version, options)
     emit_anomaly_events(scores, run_id)
     publish_scan_report_task(scores, calibrated, plan, problems)
     if not paths:

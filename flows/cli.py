@@ -31,14 +31,28 @@ from tasks.anomaly.windows import DEFAULT_SCAN_HOP_SECONDS, DEFAULT_SCAN_WINDOW_
 from tasks.audio.decode import decode as decode_audio
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
-from tasks.settings import AudioLimits, BlobSettings, ModelSettings, SearchServiceSettings, Settings
+from tasks.settings import (
+    AudioLimits,
+    BlobSettings,
+    ModelSettings,
+    SearchServiceSettings,
+    ServeSettings,
+    Settings,
+)
 
 console = Console()
 # A ValidationError of these models comes from AUDIO_EMBEDDINGS_* variables (or .env): the
 # user's to fix, like a UserError.
 _SETTINGS_MODELS = frozenset(
     model.__name__
-    for model in (Settings, AudioLimits, BlobSettings, ModelSettings, SearchServiceSettings)
+    for model in (
+        Settings,
+        AudioLimits,
+        BlobSettings,
+        ModelSettings,
+        SearchServiceSettings,
+        ServeSettings,
+    )
 )
 
 
@@ -115,7 +129,7 @@ def _preflight(checkpoint: Path | None, query: Path | None = None) -> None:
     """Check what a user supplies before a flow (and a temporary Prefect server) starts."""
     settings = Settings.with_overrides(checkpoint_path=checkpoint)
     resolve_checkpoint(settings.model_settings())
-    if query is not None:
+    if query is not None and query.is_file():
         # Validation only: the search flow decodes (and resamples) the query itself.
         decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
 
@@ -208,7 +222,11 @@ def ingest(
 @app.command()
 def search(
     query: Annotated[
-        Path, typer.Argument(help="Audio file to search with", exists=True, dir_okay=False)
+        str,
+        typer.Argument(
+            help="Audio file to search with; or a blob (az://container/x.wav), or a file of the "
+            "catalogue by its path or key"
+        ),
     ],
     top: Annotated[int, typer.Option(min=1, max=1000, help="How many matches")] = 10,
     path_prefix: Annotated[str | None, typer.Option(help="Only files under this path")] = None,
@@ -227,6 +245,9 @@ def search(
 ) -> None:
     """Find the files that sound most like QUERY (with --segments: where in them).
 
+    QUERY is an audio file, a blob, or a file already in the catalogue (its stored vector is
+    used: no model runs).
+
     With a Prefect API configured (PREFECT_API_URL) this runs the search flow, which the UI
     shows; without one, the same steps run in this process, with no temporary server.
     """
@@ -234,9 +255,9 @@ def search(
     from flows.search import search_in_process
     from tasks.reports import search_table
 
-    _preflight(checkpoint, query)
+    _preflight(checkpoint, Path(query))
     arguments = {
-        "query": str(query),
+        "query": query,
         "top": top,
         "path_prefix": path_prefix,
         "labels": label,
@@ -251,7 +272,47 @@ def search(
         hits, model = search_in_process(**arguments)
         if model.warning:
             console.print(f"[yellow]warning:[/] {escape(model.warning)}")
-    console.print(search_table(str(query), hits))
+    console.print(search_table(query, hits))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default 127.0.0.1; others need authentication)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    checkpoint: Checkpoint = None,
+) -> None:
+    """Serve search, the catalogue's audio and the anomaly verdicts over HTTP, with a page to
+    search and listen at /, from one process that keeps the model loaded."""
+    import uvicorn
+
+    from tasks.serve.app import create_app
+    from tasks.serve.auth import Authenticator
+    from tasks.serve.service import SearchService
+
+    settings = Settings.with_overrides(serve_host=host, serve_port=port, checkpoint_path=checkpoint)
+    serve_settings = settings.serve_settings()
+    authenticator = Authenticator(serve_settings)  # refuses an open non-loopback bind
+    service = SearchService.start(settings)
+    checkpoint_warning = resolve_checkpoint(settings.model_settings()).warning
+    if checkpoint_warning:
+        console.print(f"[yellow]warning:[/] {escape(checkpoint_warning)}")
+    console.print(
+        f"serving http://{settings.serve_host}:{settings.serve_port}/ "
+        f"(API schema at /docs; "
+        f"{'authentication required' if authenticator.required else 'loopback, no authentication'})"
+    )
+    try:
+        uvicorn.run(
+            create_app(service, authenticator, serve_settings),
+            host=settings.serve_host,
+            port=settings.serve_port,
+            log_level="warning",
+        )
+    finally:
+        service.close()
 
 
 @app.command("refresh-index")
@@ -362,7 +423,9 @@ def demo(
             write_random_checkpoint(checkpoint)
     with prefect_api():  # one temporary server for both
         ingest(source=str(samples_dir), checkpoint=checkpoint)
-        search(query=samples_dir / SAMPLE_CATALOGUE[0].relative_path, top=5, checkpoint=checkpoint)
+        search(
+            query=str(samples_dir / SAMPLE_CATALOGUE[0].relative_path), top=5, checkpoint=checkpoint
+        )
 
 
 Neighbours = Annotated[int, typer.Option(min=1, help="Reference windows averaged per score (k)")]

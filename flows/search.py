@@ -32,7 +32,9 @@ def search(
     """The files in the index that sound most like an audio file, or where in them.
 
     Args:
-        query: Path of the audio file to search with, on the machine that runs the flow.
+        query: The audio to search with: a file on the machine that runs the flow, a blob
+            (az://container/path.wav or its https URL on the configured storage account), or a
+            file already in the catalogue, by its path as listed (e.g. pumps/p1.wav) or its key.
         top: How many matches to return, best first.
         path_prefix: Only files whose path starts with this (a folder, e.g. pumps/).
         labels: Only files tagged with any of these AudioSet labels (e.g. Dog).

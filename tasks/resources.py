@@ -26,6 +26,7 @@ from tasks.storage.sources import (
 if TYPE_CHECKING:
     from tasks.anomaly.store import AnomalyStore
     from tasks.index.interface import VectorIndex
+    from tasks.search.catalogue import Catalogue
 
 _AZURE_TABLE_SCHEMES = ("az://", "abfs://", "abfss://")
 
@@ -84,6 +85,13 @@ def segments_table(settings: Settings) -> SegmentsTable:
     """The configured segments table, local or on Azure."""
     uri = settings.resolved_segments_uri()
     return SegmentsTable(uri, table_storage_options(uri, settings))
+
+
+def open_catalogue(settings: Settings) -> Catalogue:
+    """The configured snapshot (and segments) as search looks files up in them."""
+    from tasks.search.catalogue import Catalogue
+
+    return Catalogue(snapshot_table(settings), segments_table(settings))
 
 
 def quarantine_table(settings: Settings) -> QuarantineTable:

@@ -98,7 +98,11 @@ def file_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
 @pytest.fixture
 def catalogue(tmp_path: Path) -> Path:
     """A small folder of distinct sounds in several formats, rates and channel counts."""
-    root = tmp_path / "catalogue"
+    return write_catalogue(tmp_path / "catalogue")
+
+
+def write_catalogue(root: Path) -> Path:
+    """Write the ``catalogue`` fixture's files under ``root``."""
     samples.write(root / "tones/a440.wav", samples.tone(3.0, 44_100, 440.0), 44_100, 2)
     samples.write(root / "tones/a220.flac", samples.tone(2.5, 48_000, 220.0), 48_000, 1)
     samples.write(root / "noise/white.ogg", samples.noise(3.0, 22_050, 1), 22_050, 1)

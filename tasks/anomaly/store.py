@@ -25,6 +25,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("is_anomaly", pa.bool_()),
         pa.field("verdict", pa.string()),  # normal, anomaly or silent
         pa.field("worst_window_start_seconds", pa.float64()),
+        # the scan window's length (s): where the worst window ends (null before it was stored)
+        pa.field("window_seconds", pa.float64()),
         pa.field("nearest_reference_paths", pa.list_(pa.string())),
     ]
 )
@@ -59,6 +61,16 @@ class AnomalyStore:
         """Every stored scan result."""
         return read_or_empty(self.results_uri, RESULTS_SCHEMA, self.storage_options)
 
+    def latest_verdicts(self) -> pa.Table:
+        """Each clip's most recent scan result (a clip scanned again shows its newest verdict)."""
+        results = self.results()
+        if results.num_rows == 0:
+            return results
+        order = results.sort_by([("key", "ascending"), ("scanned_at", "descending")])
+        keys = order["key"].to_pylist()
+        first = [i for i, key in enumerate(keys) if i == 0 or key != keys[i - 1]]
+        return order.take(first)
+
     def calibrations(self) -> pa.Table:
         """Every stored calibration."""
         return read_or_empty(self.calibrations_uri, CALIBRATIONS_SCHEMA, self.storage_options)
@@ -85,8 +97,13 @@ class AnomalyStore:
         self._append(self.calibrations_uri, pa.Table.from_pylist([row], CALIBRATIONS_SCHEMA))
 
     def record_results(
-        self, scores: Sequence[ClipScore], run_id: str, snapshot_version: int
+        self,
+        scores: Sequence[ClipScore],
+        run_id: str,
+        snapshot_version: int,
+        window_seconds: float | None = None,
     ) -> None:
+        """Append one scan's results; ``window_seconds`` is its window length (s)."""
         if not scores:
             return
         now = datetime.now(UTC)
@@ -97,6 +114,7 @@ class AnomalyStore:
                 "run_id": run_id,
                 "scanned_at": now,
                 "snapshot_version": snapshot_version,
+                "window_seconds": window_seconds,
             }
             for s in scores
         ]

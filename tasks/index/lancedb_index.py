@@ -1,11 +1,13 @@
 """The embedded default index: a LanceDB table in a local folder.
 
-Search is exact (flat) cosine k-NN unless ``ann_min_rows`` is set: then, once the table holds
-that many rows, an IVF_PQ index is built (and brought up to date after each refresh), and queries
-probe ``nprobes`` partitions and re-rank ``refine_factor`` x k candidates exactly; rows not yet
-in the index are still searched exactly. The snapshot version the index reflects is kept in a
-small side table, written after the data, so a refresh that dies part-way is simply applied
-again (upserts and deletes are idempotent).
+Search is exact (flat) cosine k-NN until the table holds ``ann_min_rows`` rows: then an IVF_RQ
+index (RaBitQ: 1 bit per dimension, 256 bytes a vector) is built and brought up to date after
+each refresh, and queries probe ``nprobes`` partitions and re-rank ``refine_factor`` x k
+candidates on the full vectors; rows not yet in the index are still searched exactly. The kind
+and its parameters were chosen by benchmarks/search_latency.py (README: "Search at scale").
+
+The snapshot version the index reflects is kept in a small side table, written after the data,
+so a refresh that dies part-way is simply applied again (upserts and deletes are idempotent).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import IvfRq
 
 from tasks.index.filters import SearchFilter, quote_literal, sql_predicate
 from tasks.index.interface import RefreshResult, SearchHit, check_query_vector
@@ -37,15 +40,15 @@ _DELETE_CHUNK = 500
 
 class LanceDBIndex:
     """A LanceDB folder holding the table ``name`` (``name_segments`` for the segments layout)
-    and its ``<table>_state`` side table."""
+    and its ``<table>_state`` side table. ``ann_min_rows`` 0: exact search only."""
 
     def __init__(
         self,
         uri: str,
         name: str = "audio-embeddings",
-        ann_min_rows: int | None = None,
-        nprobes: int = 20,
-        refine_factor: int = 10,
+        ann_min_rows: int = 0,
+        nprobes: int = 40,
+        refine_factor: int = 20,
         layout: Layout = FILES,
     ) -> None:
         self.uri = uri
@@ -165,19 +168,21 @@ class LanceDBIndex:
         return any("vector" in index.columns for index in indices)
 
     def _maintain_ann(self, table: lancedb.table.Table) -> None:
-        """Build the IVF_PQ index once the table is large enough; fold new rows in afterwards."""
-        if self.ann_min_rows is None:
+        """Build the ANN index once the table is large enough; fold new rows in afterwards."""
+        if not self.ann_min_rows:
             return
-        rows = table.count_rows()
         if self.has_ann_index():
             table.optimize()  # merges new fragments and adds them to the index
-        elif rows >= self.ann_min_rows:
+        elif table.count_rows() >= self.ann_min_rows:
             table.create_index(
-                metric="cosine",
-                vector_column_name="vector",
-                num_partitions=max(16, int(rows**0.5)),
-                num_sub_vectors=128,  # 16 dimensions per sub-vector
+                "vector", config=IvfRq(distance_type="cosine", **self.ann_parameters(table))
             )
+
+    def ann_parameters(self, table: lancedb.table.Table | None = None) -> dict[str, int]:
+        """The IVF partition count the index is (or would be) built with: about the square
+        root of the rows, so a partition holds about as many vectors as there are partitions."""
+        rows = (table or self._open(self.name, self.schema)).count_rows()
+        return {"num_partitions": max(16, round(rows**0.5))}
 
     def count(self) -> int:
         return self._open(self.name, self.schema).count_rows()

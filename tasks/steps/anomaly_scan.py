@@ -83,10 +83,15 @@ def score_clips(
 
 @task(name="store-scan-results", cache_policy=NO_CACHE)
 def store_results(
-    scores: Sequence[ClipScore], settings: Settings, run_id: str, snapshot_version: int
+    scores: Sequence[ClipScore],
+    settings: Settings,
+    run_id: str,
+    snapshot_version: int,
+    options: ScoringOptions,
 ) -> None:
-    """Append the scores to the results table."""
-    anomaly_store(settings).record_results(scores, run_id, snapshot_version)
+    """Append the scores to the results table, with the scan window's length."""
+    window = options.windows.window_seconds or settings.segment_seconds
+    anomaly_store(settings).record_results(scores, run_id, snapshot_version, window)
 
 
 @task(name="emit-anomaly-events", cache_policy=NO_CACHE)

@@ -1,8 +1,6 @@
-"""The steps of the search flow: embed the query file, ask the index."""
+"""The steps of the search flow: the query's vector, then the index's answer."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from prefect import task
@@ -10,18 +8,28 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
-from tasks.model.embedder import load_embedder
-from tasks.resources import open_index
+from tasks.resources import open_catalogue, open_index
+from tasks.search.query import QueryAudio, embedding_vector, query_vector, resolve_query
 from tasks.settings import Settings
 
 
 @task(name="embed-query", cache_policy=NO_CACHE)
-def embed_query(query_path: str, settings: Settings, segments: bool = False) -> np.ndarray:
+def embed_query(query: str, settings: Settings, segments: bool = False) -> np.ndarray:
     """The query's vector, as the index stores them: for files, the mean of its windows; for
-    segments, the mean of its segments (its own audio only, not a short clip's padding)."""
-    embedder = load_embedder(settings.model_settings(), settings.audio_limits())
-    embedded = embedder.embed_file(query_path, Path(query_path).read_bytes())
-    return embedded.segments.embeddings.mean(axis=0) if segments else embedded.embedding
+    segments, the mean of its segments (its own audio only, not a short clip's padding).
+
+    ``query``: a file on this machine, a blob URL, or a path or key of the catalogue (its
+    stored vector: no model is loaded)."""
+    catalogue = open_catalogue(settings)
+
+    def embed(audio: QueryAudio) -> np.ndarray:
+        from tasks.model.embedder import load_embedder
+
+        embedder = load_embedder(settings.model_settings(), settings.audio_limits())
+        return embedding_vector(embedder.embed_file(audio.name, audio.data), segments)
+
+    resolved = resolve_query(query, catalogue, settings, settings.max_file_bytes)
+    return query_vector(resolved, catalogue, segments, embed)
 
 
 @task(name="search-index", cache_policy=NO_CACHE)

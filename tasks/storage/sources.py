@@ -221,6 +221,17 @@ class BlobSource:
             file.seek(0)
             yield file
 
+    def stream_range(self, blob_name: str, start: int, length: int) -> Iterator[bytes]:
+        """Bytes ``start`` .. ``start + length`` of a blob, chunk by chunk (for a player that
+        seeks: memory holds a chunk, not the recording)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            downloader = self.container.download_blob(blob_name, offset=start, length=length)
+            yield from downloader.chunks()
+        except AzureError as error:
+            raise SourceReadError(self._describe(blob_name, error)) from None
+
     def _item(self, blob) -> AudioItem:
         return AudioItem(
             uri=self.item_uri(blob.name),

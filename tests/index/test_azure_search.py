@@ -275,6 +275,31 @@ def test_live_service_round_trip(snapshot: SnapshotTable) -> None:
         index.indexes.delete_index(f"{name}-state")
 
 
+@LIVE
+def test_live_recall_at_10_against_exact_search() -> None:
+    """HNSW at the default settings on a real service, measured (printed; run pytest -s)."""
+    from benchmarks.azure_search_recall import measure_recall
+
+    settings = SearchServiceSettings(
+        search_endpoint=os.environ["AUDIO_EMBEDDINGS_LIVE_SEARCH_ENDPOINT"],
+        search_api_key=os.environ["AUDIO_EMBEDDINGS_LIVE_SEARCH_API_KEY"],
+    )
+    result = measure_recall(settings, rows=5_000, queries=50)
+    print("Azure AI Search recall", result)
+    assert result["recall_at_10"] >= 0.9
+
+
+def test_the_recall_measurement_runs_end_to_end_on_the_double(emulator) -> None:
+    """The live recall benchmark's plumbing (fill, query, compare, clean up) on the test double,
+    which searches exactly: anything but 1.0 would be a bug in the measurement."""
+    from benchmarks.azure_search_recall import measure_recall
+
+    settings = SearchServiceSettings(search_endpoint=emulator.url, search_api_key=emulator.api_key)
+    result = measure_recall(settings, rows=300, queries=10)
+    assert result["recall_at_10"] == 1.0 and result["rows"] == 300
+    assert not any(name.startswith("recall-bench") for name in emulator.documents)
+
+
 @pytest.mark.usefixtures("prefect_server")
 def test_ingest_and_search_flows_on_azure_search(
     emulator, catalogue: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -1,0 +1,105 @@
+"""Micro-batching: queries that arrive together share one forward pass.
+
+Each request thread decodes and windows its own audio (host work, in parallel), then hands the
+windows to one batching thread. That thread takes the first waiting query, gathers whatever else
+arrives within ``max_wait_seconds`` (up to ``max_windows`` windows), embeds them all in one call
+(the embedder fills its batches with windows of several files) and hands each request its own
+result. A lone query waits at most ``max_wait_seconds``; under load the model runs full batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass
+class BatchingStats:
+    """What the batcher has done: queries answered and forward calls made for them."""
+
+    queries: int = 0
+    passes: int = 0
+    largest_batch: int = 0
+
+    @property
+    def queries_per_pass(self) -> float:
+        return self.queries / self.passes if self.passes else 0.0
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Runs ``run(items) -> results`` (same order, same length) over items submitted together.
+
+    ``size(item)`` is how many windows an item adds to a batch. Thread-safe; ``close`` stops the
+    batching thread after the queries already waiting.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[Item]], Sequence[Result]],
+        size: Callable[[Item], int],
+        max_wait_seconds: float,
+        max_windows: int,
+    ) -> None:
+        self._run, self._size = run, size
+        self.max_wait_seconds, self.max_windows = max_wait_seconds, max_windows
+        self._waiting: queue.Queue[tuple[Item, Future[Result]] | None] = queue.Queue()
+        self.stats = BatchingStats()
+        self._thread = threading.Thread(target=self._serve, name="micro-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Item) -> Future[Result]:
+        """Queue ``item``; the future holds its result (or the error its batch raised)."""
+        future: Future[Result] = Future()
+        self._waiting.put((item, future))
+        return future
+
+    def __call__(self, item: Item) -> Result:
+        """``submit`` and wait for the result."""
+        return self.submit(item).result()
+
+    def close(self) -> None:
+        self._waiting.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._waiting.get()
+            if first is None:
+                return
+            batch, windows = [first], self._size(first[0])
+            deadline = time.monotonic() + self.max_wait_seconds
+            stop = False
+            while windows < self.max_windows:
+                try:
+                    more = self._waiting.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+                windows += self._size(more[0])
+            self._answer(batch)
+            if stop:
+                return
+
+    def _answer(self, batch: list[tuple[Item, Future[Result]]]) -> None:
+        try:
+            results = self._run([item for item, _ in batch])
+        except Exception as error:  # every query of the batch gets the batch's error
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        self.stats.queries += len(batch)
+        self.stats.passes += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

@@ -1,0 +1,190 @@
+// The page of `audio-embeddings serve`: search by sound, listen, and review anomaly verdicts.
+// Plain DOM, no build step: every request goes to the same origin's /api.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let queryFile = null;
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) {
+    $("login").hidden = false;
+    throw new Error("log in first (API key)");
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+function seconds(value) {
+  return value == null ? "" : `${value.toFixed(1)} s`;
+}
+
+function scoreBar(fraction, mark) {
+  const bar = element("span", { class: "bar" }, element("span", { style: `width:${Math.max(0, Math.min(1, fraction)) * 100}%` }));
+  if (mark != null) bar.append(element("i", { style: `left:${Math.min(1, mark) * 100}%` }));
+  return bar;
+}
+
+function player(url, start) {
+  // A media fragment starts playback at `start`; the server honours the byte ranges seeking needs.
+  const audio = element("audio", { controls: "", preload: "metadata", src: start ? `${url}#t=${start}` : url });
+  return audio;
+}
+
+function options() {
+  const form = new URLSearchParams();
+  form.set("top", $("top").value);
+  if ($("path-prefix").value.trim()) form.set("path_prefix", $("path-prefix").value.trim());
+  if ($("label").value.trim()) form.append("label", $("label").value.trim());
+  if ($("segments").checked) form.set("segments", "true");
+  return form;
+}
+
+function showResults(answer) {
+  const list = $("results");
+  list.replaceChildren();
+  $("search-status").textContent = `${answer.hits.length} matches for ${answer.query} · query vector ${answer.embed_ms} ms, index ${answer.search_ms} ms`;
+  answer.hits.forEach((hit, i) => {
+    const where = hit.start_seconds != null ? ` · ${seconds(hit.start_seconds)} – ${seconds(hit.end_seconds)}` : "";
+    const chips = element("span", { class: "chips" }, ...hit.labels.map((label) =>
+      element("span", { class: "chip", title: "filter by this label", onclick: () => { $("label").value = label; search(); } }, label)));
+    list.append(element("li", { class: "hit", "data-key": hit.key },
+      element("span", { class: "rank" }, `${i + 1}`),
+      element("div", {},
+        element("div", { class: "path" }, hit.path),
+        element("div", { class: "meta" }, `${seconds(hit.duration_seconds)}${where}`, " ", chips)),
+      element("div", { class: "actions" },
+        element("span", { class: "score", title: "cosine similarity" }, scoreBar(hit.score), hit.score.toFixed(3)),
+        element("button", { type: "button", title: "search with this file", onclick: () => { $("query-ref").value = hit.key; queryFile = null; search(); } }, "More like this")),
+      player(hit.audio_url, hit.start_seconds)));
+  });
+}
+
+async function search(event) {
+  if (event) event.preventDefault();
+  const form = options();
+  $("search-status").textContent = "searching…";
+  try {
+    let answer;
+    if (queryFile) {
+      const body = new FormData();
+      body.set("file", queryFile);
+      for (const [name, value] of form) body.append(name, value);
+      answer = await api("/api/search", { method: "POST", body });
+    } else if ($("query-ref").value.trim()) {
+      const reference = $("query-ref").value.trim();
+      form.set(/^[0-9a-f]{64}$/.test(reference) ? "key" : (/^(az|https?):\/\//.test(reference) ? "url" : "path"), reference);
+      answer = await api(`/api/search?${form}`);
+    } else {
+      $("search-status").textContent = "drop or pick an audio file, or name a file of the catalogue";
+      return;
+    }
+    showResults(answer);
+  } catch (error) {
+    $("search-status").textContent = `error: ${error.message}`;
+    $("search-status").classList.add("error");
+    return;
+  }
+  $("search-status").classList.remove("error");
+}
+
+function useFile(file) {
+  queryFile = file;
+  $("query-ref").value = "";
+  $("drop-hint").replaceChildren("Query: ", element("b", {}, file.name), " · drop or ", element("label", { for: "query-file", class: "link" }, "pick"), " another");
+  const preview = $("query-player");
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+  search();
+}
+
+async function loadAnomalies() {
+  const body = $("anomalies").querySelector("tbody");
+  $("anomaly-status").textContent = "loading…";
+  try {
+    const only = $("only-anomalies").checked ? "&only_anomalies=true" : "";
+    const rows = await api(`/api/anomalies?limit=200${only}`);
+    body.replaceChildren(...rows.map((row) => {
+      const timeline = element("div", { class: "timeline", title: "where the worst window is in the clip" }, element("b"));
+      const audio = player(row.audio_url, row.worst_window_start_seconds);
+      audio.addEventListener("loadedmetadata", () => {
+        const start = row.worst_window_start_seconds || 0;
+        timeline.firstChild.style.left = `${Math.min(1, start / audio.duration) * 100}%`;
+        timeline.firstChild.style.width = `${Math.min(1, (row.window_seconds || 0) / audio.duration) * 100}%`;
+      });
+      return element("tr", { class: row.verdict },
+        element("td", {}, element("span", { class: `verdict ${row.verdict}` }, row.verdict)),
+        element("td", { class: "path" }, row.path),
+        element("td", {}, row.group || ""),
+        element("td", {}, row.score == null ? "no sound" : element("span", { class: "score" }, scoreBar(row.score / (2 * row.threshold), 0.5), `${row.score.toFixed(3)} / ${row.threshold.toFixed(3)}`)),
+        element("td", {}, row.window_seconds ? `${seconds(row.worst_window_start_seconds)} – ${seconds(row.worst_window_start_seconds + row.window_seconds)}` : `from ${seconds(row.worst_window_start_seconds)}`, timeline),
+        element("td", {}, audio));
+    }));
+    const anomalous = rows.filter((row) => row.verdict === "anomaly").length;
+    $("anomaly-status").textContent = rows.length ? `${rows.length} clips, ${anomalous} anomalous (newest verdict per clip; bar mark = threshold)` : "no anomaly scan results yet";
+  } catch (error) {
+    $("anomaly-status").textContent = `error: ${error.message}`;
+  }
+}
+
+function show(view) {
+  for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
+  $("view-search").hidden = view !== "search";
+  $("view-anomalies").hidden = view !== "anomalies";
+  if (view === "anomalies") loadAnomalies();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
+  $("search-form").addEventListener("submit", search);
+  $("query-file").addEventListener("change", () => { if ($("query-file").files[0]) useFile($("query-file").files[0]); });
+  $("query-ref").addEventListener("input", () => { queryFile = null; });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files[0]) useFile(event.dataTransfer.files[0]);
+  });
+  $("only-anomalies").addEventListener("change", loadAnomalies);
+  $("refresh-anomalies").addEventListener("click", loadAnomalies);
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ api_key: $("api-key").value }) });
+      $("login").hidden = true;
+      $("login-error").textContent = "";
+      loadLabels();
+    } catch (error) {
+      $("login-error").textContent = error.message;
+    }
+  });
+  if (location.hash === "#anomalies") show("anomalies");
+  loadLabels();
+  fetch("/healthz").then((r) => r.json()).then((health) => {
+    $("health").textContent = `${health.files_indexed.toLocaleString()} files indexed · ${health.model} on ${health.device}${health.official_checkpoint ? "" : " · random/unofficial weights"}`;
+  }).catch(() => {});
+});
+
+async function loadLabels() {
+  try {
+    const labels = await api("/api/labels");
+    $("labels").replaceChildren(...labels.map((label) => element("option", { value: label })));
+  } catch (_) { /* shown when the user acts */ }
+}

@@ -1,0 +1,104 @@
+"""A catalogue ingested once for these tests, and real services on loopback (uvicorn, a thread)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tasks.anomaly.scoring import ClipScore
+from tasks.settings import ServeSettings, Settings
+from tests.conftest import write_catalogue
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running service: its base URL, the catalogue folder it indexed, its objects."""
+
+    url: str
+    catalogue: Path
+    service: object
+    settings: Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running(app) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; its base URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="package")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, checkpoint: Path, prefect_server: None
+) -> Iterator[Served]:
+    """The test catalogue ingested (snapshot, segments, LanceDB), one anomaly scan's results
+    stored, and ``audio-embeddings serve``'s app running on loopback."""
+    from flows.ingest import ingest
+    from tasks.resources import anomaly_store, open_catalogue
+    from tasks.serve.app import create_app
+    from tasks.serve.auth import Authenticator
+    from tasks.serve.service import SearchService
+
+    root = tmp_path_factory.mktemp("served")
+    catalogue = write_catalogue(root / "catalogue")
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("AUDIO_EMBEDDINGS_DATA_DIR", str(root / "data"))
+        environment.setenv("AUDIO_EMBEDDINGS_CHECKPOINT_PATH", str(checkpoint))
+        ingest(source=str(catalogue))
+        settings = Settings()
+        listed = open_catalogue(settings).snapshot.read(columns=["key", "path"])
+        keys = dict(zip(listed["path"].to_pylist(), listed["key"].to_pylist(), strict=True))
+        anomaly_store(settings).record_results(
+            [
+                _clip(keys, "machines/ticker.wav", 3.0, worst=2.0),
+                _clip(keys, "noise/white.ogg", 0.5, worst=0.0),
+                _clip(keys, "sweeps/chirp.mp3", 1.5, worst=1.0),
+            ],
+            run_id="scan-1",
+            snapshot_version=1,
+            window_seconds=1.0,
+        )
+        service = SearchService.start(settings)
+        app = create_app(service, Authenticator(ServeSettings()), ServeSettings())
+        with running(app) as url:
+            yield Served(url, catalogue, service, settings)
+        service.close()
+
+
+def _clip(keys: dict[str, str], path: str, score: float, worst: float) -> ClipScore:
+    return ClipScore(
+        key=keys[path],
+        path=path,
+        group="",
+        score=score,
+        threshold=1.0,
+        is_anomaly=score > 1.0,
+        worst_window_start_seconds=worst,
+        nearest_reference_paths=["tones/a440.wav"],
+    )

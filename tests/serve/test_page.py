@@ -1,0 +1,132 @@
+"""The page in a real browser: Debian's headless Chromium driven by Selenium against the service
+on loopback. Upload a query, see ranked results, play one; open the anomaly view and check its
+player starts at the worst window.
+
+Set PAGE_SCREENSHOTS_DIR to keep screenshots of both views (the README's come from here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.serve.conftest import Served
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = (
+            "Debian's chromium and chromium-driver are not installed (scripts/test installs them)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, seconds: float = 60):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the page replaces its result list as answers arrive
+    waiting = WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
+    return waiting.until(condition)
+
+
+def play(driver, audio) -> dict:
+    """Play an audio element; its state once playback has moved (or the error)."""
+    return driver.execute_async_script(
+        """
+        const [audio, done] = arguments;
+        const report = () => done({
+            ready: audio.readyState, duration: audio.duration, time: audio.currentTime,
+            error: audio.error && audio.error.code});
+        audio.play().then(() => setTimeout(report, 700)).catch((e) => done({error: String(e)}));
+        """,
+        audio,
+    )
+
+
+def screenshot(driver, name: str) -> None:
+    folder = os.environ.get("PAGE_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / name))
+
+
+def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/")
+    browser.find_element(By.ID, "query-file").send_keys(str(served.catalogue / "tones/a440.wav"))
+    results = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#results li.hit"))
+    assert results[0].find_element(By.CLASS_NAME, "path").text == "tones/a440.wav"
+    assert "matches for a440.wav" in browser.find_element(By.ID, "search-status").text
+    assert results[0].find_elements(By.CLASS_NAME, "chip")  # its AudioSet labels
+    screenshot(browser, "serve-search.png")
+
+    state = play(browser, results[0].find_element(By.TAG_NAME, "audio"))
+    assert state.get("error") is None, state
+    assert state["ready"] >= 2 and state["time"] > 0
+    assert state["duration"] == pytest.approx(3.0, abs=0.05)
+
+    # a result as the next query
+    second = results[1].find_element(By.CLASS_NAME, "path").text
+    results[1].find_element(By.TAG_NAME, "button").click()
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, "#results li.hit .path").text == second,
+    )
+    # a folder filter
+    browser.find_element(By.ID, "path-prefix").send_keys("tones/")
+    browser.find_element(By.ID, "search-button").click()
+    wait_for(
+        browser,
+        lambda d: (
+            {e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .path")}
+            == {"tones/a440.wav", "tones/a220.flac"}
+        ),
+    )
+
+
+def test_anomaly_view_player_starts_at_the_worst_window(served: Served, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/")
+    browser.find_element(By.ID, "tab-anomalies").click()
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr"))
+    first = rows[0]
+    assert first.find_element(By.CLASS_NAME, "verdict").text == "anomaly"
+    assert first.find_element(By.CLASS_NAME, "path").text == "machines/ticker.wav"
+    audio = first.find_element(By.TAG_NAME, "audio")
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].readyState", audio) >= 1)
+    assert browser.execute_script("return arguments[0].currentTime", audio) == pytest.approx(2.0)
+    marker = first.find_element(By.CSS_SELECTOR, ".timeline > b")
+    # the worst window, 2-3 s of a 5 s clip
+    assert marker.get_attribute("style") == "left: 40%; width: 20%;"
+    screenshot(browser, "serve-anomalies.png")

@@ -1,0 +1,159 @@
+"""audio-embeddings serve over real HTTP: search by upload, catalogue item and path, filters,
+segments, audio with byte ranges, anomalies, health and schema."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from tests.serve.conftest import Served
+
+A440 = "tones/a440.wav"
+
+
+def upload(served: Served, path: str, **form) -> httpx.Response:
+    data = (served.catalogue / path).read_bytes()
+    return httpx.post(
+        f"{served.url}/api/search",
+        files={"file": (path.rsplit("/", 1)[-1], data)},
+        data=form,
+        timeout=60,
+    )
+
+
+def test_an_uploaded_file_finds_itself_first_with_what_a_player_needs(served: Served) -> None:
+    response = upload(served, A440, top="3")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer["hits"]) == 3
+    best = answer["hits"][0]
+    assert best["path"] == A440 and best["score"] == pytest.approx(1.0, abs=1e-4)
+    assert best["duration_seconds"] == pytest.approx(3.0) and best["labels"]
+    assert best["audio_url"] == f"/api/audio/{best['key']}"
+    assert answer["embed_ms"] > 0
+
+
+def test_a_catalogue_item_by_key_or_path_searches_like_its_upload(served: Served) -> None:
+    uploaded = upload(served, A440, top="5").json()["hits"]
+    key = uploaded[0]["key"]
+    by_key = httpx.get(f"{served.url}/api/search", params={"key": key, "top": 5}).json()
+    by_path = httpx.get(f"{served.url}/api/search", params={"path": A440, "top": 5}).json()
+    for answer in (by_key, by_path):
+        assert [h["path"] for h in answer["hits"]] == [h["path"] for h in uploaded]
+        for stored, embedded in zip(answer["hits"], uploaded, strict=True):
+            assert stored["score"] == pytest.approx(embedded["score"], abs=1e-4)
+    missing = httpx.get(f"{served.url}/api/search", params={"path": "tones/none.wav"})
+    assert missing.status_code == 404 and "tones/none.wav" in missing.json()["detail"]
+    both = httpx.get(f"{served.url}/api/search", params={"path": A440, "key": key})
+    assert both.status_code == 422
+
+
+def test_filters_and_segments(served: Served) -> None:
+    tones = upload(served, A440, top="10", path_prefix="tones/").json()["hits"]
+    assert {h["path"] for h in tones} == {"tones/a440.wav", "tones/a220.flac"}
+    label = tones[0]["labels"][0]
+    labelled = upload(served, A440, top="10", label=label).json()["hits"]
+    assert labelled and all(label in h["labels"] for h in labelled)
+    segments = httpx.get(
+        f"{served.url}/api/search",
+        params={"path": "machines/ticker.wav", "segments": "true", "per_file": 2, "top": 4},
+    ).json()["hits"]
+    assert segments and all(h["end_seconds"] > h["start_seconds"] >= 0 for h in segments)
+    per_file = {}
+    for hit in segments:
+        per_file[hit["path"]] = per_file.get(hit["path"], 0) + 1
+    assert max(per_file.values()) <= 2
+
+
+def test_audio_is_the_file_and_honours_byte_ranges(served: Served) -> None:
+    hit = upload(served, A440, top="1").json()["hits"][0]
+    original = (served.catalogue / A440).read_bytes()
+    whole = httpx.get(served.url + hit["audio_url"])
+    assert whole.status_code == 200 and whole.content == original
+    assert whole.headers["content-type"].startswith("audio/")
+    assert whole.headers["accept-ranges"] == "bytes"
+    part = httpx.get(served.url + hit["audio_url"], headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == original[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(original)}"
+    tail = httpx.get(served.url + hit["audio_url"], headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == original[-50:]
+    beyond = httpx.get(
+        served.url + hit["audio_url"], headers={"Range": f"bytes={len(original) + 10}-"}
+    )
+    assert beyond.status_code == 416
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "tones%2Fa440.wav",
+        "0" * 64,  # the shape of a key, but no file of the catalogue
+        "..",
+    ],
+)
+def test_the_audio_endpoint_serves_only_catalogue_files(served: Served, crafted: str) -> None:
+    response = httpx.get(f"{served.url}/api/audio/{crafted}")
+    assert response.status_code == 404
+    assert b"root:" not in response.content
+
+
+def test_search_by_path_never_reads_files_outside_the_catalogue(served: Served) -> None:
+    outside = served.catalogue.parent / "secret.wav"
+    outside.write_bytes((served.catalogue / A440).read_bytes())
+    for crafted in (str(outside), "../secret.wav", "/etc/passwd"):
+        response = httpx.get(f"{served.url}/api/search", params={"path": crafted})
+        assert response.status_code == 404, crafted
+
+
+def test_an_undecodable_upload_is_refused_with_its_name_and_reason(served: Served) -> None:
+    response = httpx.post(
+        f"{served.url}/api/search", files={"file": ("notes.wav", b"not audio at all" * 100)}
+    )
+    assert response.status_code == 422
+    assert "notes.wav" in response.json()["detail"]
+
+
+def test_concurrent_queries_get_their_own_answers(served: Served) -> None:
+    paths = [A440, "noise/white.ogg", "sweeps/chirp.mp3", "machines/ticker.wav"] * 2
+    answers: dict[int, str] = {}
+
+    def ask(i: int, path: str) -> None:
+        answers[i] = upload(served, path, top="1").json()["hits"][0]["path"]
+
+    threads = [threading.Thread(target=ask, args=item) for item in enumerate(paths)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answers[i] for i in range(len(paths))] == paths
+
+
+def test_anomalies_list_the_newest_verdicts_most_urgent_first(served: Served) -> None:
+    rows = httpx.get(f"{served.url}/api/anomalies").json()
+    assert [r["path"] for r in rows] == [
+        "machines/ticker.wav",
+        "sweeps/chirp.mp3",
+        "noise/white.ogg",
+    ]
+    assert [r["verdict"] for r in rows] == ["anomaly", "anomaly", "normal"]
+    assert rows[0]["worst_window_start_seconds"] == 2.0
+    assert rows[0]["audio_url"].startswith("/api/audio/")
+    only = httpx.get(f"{served.url}/api/anomalies", params={"only_anomalies": "true"}).json()
+    assert len(only) == 2
+
+
+def test_health_schema_and_page(served: Served) -> None:
+    health = httpx.get(f"{served.url}/healthz").json()
+    assert health["status"] == "ok" and health["files_indexed"] == 5
+    assert health["forward_passes"] <= health["queries_embedded"]
+    schema = httpx.get(f"{served.url}/openapi.json").json()
+    for path in ("/api/search", "/api/audio/{key}", "/api/anomalies", "/healthz"):
+        assert path in schema["paths"]
+    assert "multipart/form-data" in schema["paths"]["/api/search"]["post"]["requestBody"]["content"]
+    page = httpx.get(served.url + "/")
+    assert page.status_code == 200 and 'id="query-file"' in page.text
+    assert httpx.get(served.url + "/static/app.js").status_code == 200
