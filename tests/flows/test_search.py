@@ -48,3 +48,22 @@ def test_without_a_prefect_api_the_cli_searches_in_process_with_the_flows_answer
     rows = [line.split("│") for line in done.stdout.splitlines() if line.startswith("│")]
     listed = [cells[3].strip() for cells in rows if cells[3].strip()]  # not wrapped label lines
     assert listed == [h.path for h in search(query=query, top=4)]
+
+
+def test_a_query_may_name_a_catalogue_file_by_path_or_key(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    """What a UI run on a remote worker can pass: no file on the worker, the stored vector."""
+    from tasks.search.query import QueryNotFoundError
+
+    ingest(source=str(catalogue))
+    by_file = search(query=str(catalogue / "noise/white.ogg"), top=3)
+    by_path = search(query="noise/white.ogg", top=3)
+    by_key = search(query=by_file[0].key, top=3)
+    for hits in (by_path, by_key):
+        assert [h.path for h in hits] == [h.path for h in by_file]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in by_file], abs=1e-4)
+    segments = search(query="noise/white.ogg", top=2, segments=True)
+    assert segments[0].path == "noise/white.ogg" and segments[0].start_seconds is not None
+    with pytest.raises(QueryNotFoundError, match=r"noise/none\.ogg"):
+        search(query="noise/none.ogg")
