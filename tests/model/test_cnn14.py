@@ -85,3 +85,63 @@ def test_segments_split_the_feature_map_into_equal_parts() -> None:
     spans = segment_frames(31, 10)
     assert [b for _, b in spans[:-1]] == [a for a, _ in spans[1:]]  # contiguous, no overlap
     assert all(b > a for a, b in segment_frames(2, 5))  # never empty, even when frames are few
+
+
+@pytest.mark.parametrize(
+    ("rate", "n_fft", "n_mels", "fmin", "fmax"),
+    [
+        (32_000, 1024, 64, 50.0, 14_000.0),
+        (16_000, 512, 40, 0.0, 8_000.0),
+        (44_100, 2048, 128, 20.0, 20_000.0),
+    ],
+)
+def test_the_front_end_matrices_equal_librosas(rate, n_fft, n_mels, fmin, fmax) -> None:
+    import librosa
+
+    from tasks.model.cnn14 import hann_window, slaney_mel_filterbank
+
+    ours = slaney_mel_filterbank(rate, n_fft, n_mels, fmin, fmax)
+    theirs = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        hann_window(n_fft), librosa.filters.get_window("hann", n_fft, fftbins=True), atol=1e-12
+    )
+
+
+def test_cnn14_built_without_librosa_has_librosas_front_end() -> None:
+    """The STFT kernels and mel matrix of our build equal panns' own build (which calls librosa),
+    so a checkpoint without them (DESIGN: the official file may lack them) runs the same."""
+    from panns_inference.models import Cnn14
+
+    from tasks.model.cnn14 import build_cnn14
+
+    ours = build_cnn14().state_dict()
+    theirs = Cnn14(32_000, 1024, 320, 64, 50, 14_000, 527).state_dict()
+    for name in (
+        "spectrogram_extractor.stft.conv_real.weight",
+        "spectrogram_extractor.stft.conv_imag.weight",
+        "logmel_extractor.melW",
+    ):
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-5, atol=1e-7)
+
+
+def test_loading_skips_random_init_but_leaves_no_weight_unloaded(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    from tasks.model.checkpoint import file_sha256
+    from tasks.model.cnn14 import build_cnn14, load_cnn14
+
+    initialisers = torch.nn.init.kaiming_uniform_, torch.nn.init.xavier_uniform_
+    loaded = load_cnn14(checkpoint, file_sha256(checkpoint)).state_dict()
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    for name, tensor in stored.items():
+        torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
+    assert (torch.nn.init.kaiming_uniform_, torch.nn.init.xavier_uniform_) == initialisers
+    assert build_cnn14().conv_block1.conv1.weight.abs().sum() > 0  # random init still works
+    # a checkpoint missing one trained weight is refused, not run half-uninitialised
+    del stored["fc1.weight"]
+    partial = tmp_path / "partial.pth"
+    torch.save({"model": stored}, partial)
+    with pytest.raises(CheckpointError, match=r"fc1\.weight"):
+        load_cnn14(partial, file_sha256(partial))
