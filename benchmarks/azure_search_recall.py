@@ -92,11 +92,7 @@ def measure_recall(settings: SearchServiceSettings, rows: int, queries: int = 10
             "p99_ms": round(float(np.percentile(latencies, 99)), 1),
         }
     finally:
-        current = index.current_index()
-        index.indexes.delete_alias(name)
-        if current:
-            index.indexes.delete_index(current)
-        index.indexes.delete_index(f"{name}-state")
+        index.delete()
 
 
 def main() -> None:

@@ -175,4 +175,5 @@ resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-0
 output storageAccountName string = storage.name
 output blobAccountUrl string = storage.properties.primaryEndpoints.blob
 output pipelineIdentityClientId string = pipelineIdentity.properties.clientId
+output pipelineIdentityId string = pipelineIdentity.id
 output functionAppName string = bridge.name

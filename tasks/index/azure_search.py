@@ -120,6 +120,16 @@ class AzureSearchIndex:
             return None
 
     @_reaching_service
+    def delete(self) -> None:
+        """Remove the alias, the index it points at and the state index (scratch indexes of
+        tests and benchmarks)."""
+        current = self.current_index()
+        self.indexes.delete_alias(self.name)
+        if current:
+            self.indexes.delete_index(current)
+        self.indexes.delete_index(f"{self.name}-state")
+
+    @_reaching_service
     def reflected_version(self, snapshot_uri: str) -> int | None:
         index = self.current_index()
         return None if index is None else self._recorded_version(snapshot_uri, index)

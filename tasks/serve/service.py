@@ -116,8 +116,10 @@ class SearchService:
         )
 
     def _embed(self, audio: QueryAudio, options: SearchOptions) -> np.ndarray:
-        windows = self.embedder.windows_of(self.embedder.decode(audio.name, audio.data))
-        return embedding_vector(self.batcher(windows), options.segments)
+        with self.batcher.arriving():
+            windows = self.embedder.windows_of(self.embedder.decode(audio.name, audio.data))
+            embedded = self.batcher.submit(windows)
+        return embedding_vector(embedded.result(), options.segments)
 
     def item(self, key: str) -> CatalogueItem:
         """The catalogue file with this key (the only files the audio endpoint serves)."""

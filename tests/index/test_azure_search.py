@@ -268,11 +268,7 @@ def test_live_service_round_trip(snapshot: SnapshotTable) -> None:
         hits = index.search(np.asarray(row["embedding"], dtype=np.float32), k=1)
         assert hits and hits[0].key == row["key"]
     finally:
-        current = index.current_index()
-        index.indexes.delete_alias(name)
-        if current:
-            index.indexes.delete_index(current)
-        index.indexes.delete_index(f"{name}-state")
+        index.delete()
 
 
 @LIVE

@@ -145,3 +145,20 @@ def test_loading_skips_random_init_but_leaves_no_weight_unloaded(
     torch.save({"model": stored}, partial)
     with pytest.raises(CheckpointError, match=r"fc1\.weight"):
         load_cnn14(partial, file_sha256(partial))
+
+
+def test_building_cnn14_leaves_matplotlib_real_for_everyone_else() -> None:
+    """panns_inference is imported with a stand-in for matplotlib.pyplot (it never draws);
+    in a fresh interpreter, matplotlib imported afterwards is the real package."""
+    script = (
+        "from tasks.model.cnn14 import build_cnn14; build_cnn14(random_init=False)\n"
+        "import sys; assert 'matplotlib' not in sys.modules, 'stand-in left behind'\n"
+        "import matplotlib.pyplot as plt; assert hasattr(plt, 'figure')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr

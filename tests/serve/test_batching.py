@@ -3,6 +3,7 @@ answer, equal to what it would get alone."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -104,4 +105,38 @@ def test_files_embedded_in_one_shared_pass_equal_files_embedded_alone(embedder) 
     assert batcher.stats.passes == 1 and batcher.stats.largest_batch == len(windows)
     for i, vector in enumerate(alone):
         np.testing.assert_allclose(results[i], vector, rtol=1e-4, atol=1e-5)
+    batcher.close()
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_batch_waits_for_queries_still_being_decoded(announced: bool) -> None:
+    calls: list[list[str]] = []
+
+    def run(items: Sequence[str]) -> list[str]:
+        calls.append(list(items))
+        return list(items)
+
+    batcher = MicroBatcher(
+        run,
+        size=lambda _: 1,
+        max_wait_seconds=0.005,
+        max_windows=8,
+        max_wait_for_arriving_seconds=2,
+    )
+    decoding = threading.Event()
+
+    def slow_query() -> None:
+        with batcher.arriving() if announced else contextlib.nullcontext():
+            decoding.set()
+            time.sleep(0.3)  # decoding
+            future = batcher.submit("slow")
+        future.result(timeout=10)
+
+    thread = threading.Thread(target=slow_query)
+    thread.start()
+    decoding.wait(5)
+    assert batcher("fast") == "fast"
+    thread.join()
+    # announced: one pass for both; not announced: the fast query went alone after 5 ms
+    assert calls == ([["fast", "slow"]] if announced else [["fast"], ["slow"]])
     batcher.close()
