@@ -7,8 +7,10 @@ machine, one run. Not part of the test suite.
 Each phase runs in a fresh process so that its peak RSS is its own. Results go to
 benchmarks/results/<host>-<device>.json and are printed as a table.
 
-Phases
-- model-only: Cnn14 on pre-decoded 10 s windows at each batch size (the ceiling);
+Phases (model-only and pipeline once per engine, ``--engines``, side by side)
+- model-only: Cnn14 on pre-decoded 10 s windows at each batch size (the ceiling), per engine,
+  and torch at its best batch size with glibc's allocator defaults (what the allocator setting
+  that loading applies is worth);
 - naive: what the seed notebook and public examples do per file: ``librosa.load(path, sr=32000)``
   then one forward pass per file, decoding and inference never overlapping;
 - decode: what the reader threads cost the host per clip (read + decode + downmix, with and
@@ -84,24 +86,46 @@ def make_catalogue(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _embedder(args: argparse.Namespace, batch_size: int):
-    from tasks.model.embedder import PannsEmbedder
+def _embedder(
+    args: argparse.Namespace, batch_size: int, engine: str = "auto", keep_memory: bool = True
+):
+    """The pipeline's embedder; ``keep_memory`` False builds it without the glibc allocator
+    setting that loading applies (tasks.model.allocator), as a notebook's process runs."""
+    from tasks.model.checkpoint import file_sha256
+    from tasks.model.cnn14 import load_cnn14
+    from tasks.model.embedder import PannsEmbedder, choose_device
     from tasks.settings import AudioLimits
 
+    limits = AudioLimits(window_seconds=CLIP_SECONDS)
+    if not keep_memory:
+        path = Path(args.checkpoint)
+        sha256 = file_sha256(path)
+        return PannsEmbedder(
+            load_cnn14(path, sha256),
+            choose_device(args.device),
+            sha256,
+            limits,
+            batch_size,
+            args.precision,
+            args.resample_on,
+        )
     return PannsEmbedder.load(
         Path(args.checkpoint),
         device=args.device,
-        limits=AudioLimits(window_seconds=CLIP_SECONDS),
+        limits=limits,
         batch_size=batch_size,
         precision=args.precision,
         resample_on=args.resample_on,
+        engine=engine,
     )
 
 
-def phase_model_only(args: argparse.Namespace, batch_size: int) -> dict:
+def phase_model_only(
+    args: argparse.Namespace, batch_size: int, engine: str = "auto", keep_memory: bool = True
+) -> dict:
     import numpy as np
 
-    embedder = _embedder(args, batch_size)
+    embedder = _embedder(args, batch_size, engine, keep_memory)
     rng = np.random.default_rng(0)
     windows = (0.1 * rng.standard_normal((batch_size, int(CLIP_SECONDS * 32_000)))).astype(
         np.float32
@@ -116,6 +140,7 @@ def phase_model_only(args: argparse.Namespace, batch_size: int) -> dict:
     _sync(device)
     elapsed = time.perf_counter() - start
     return {
+        "engine": embedder.engine if keep_memory else "torch, glibc allocator defaults",
         "batch_size": batch_size,
         "clips_per_s": batches * batch_size / elapsed,
         "peak_rss_mb": _peak_rss_mb(),
@@ -127,7 +152,7 @@ def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
     import librosa
     import torch
 
-    embedder = _embedder(args, 1)
+    embedder = _embedder(args, 1, "torch", keep_memory=False)  # as a notebook runs it
     librosa.load(paths[0], sr=32_000, mono=True)  # librosa JIT-compiles on first use: not timed
     start = time.perf_counter()
     for path in paths:
@@ -146,10 +171,16 @@ def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
 
 
 def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
-    """Host cost of the reader threads' work per clip, with and without host resampling."""
+    """Host cost of the reader threads' work per clip (file read included), with and without
+    host resampling, WAV read straight from its bytes (the pipeline) and through libsndfile
+    (before), on 1 and ``--workers`` threads; and the libsndfile cost of the same clips as FLAC,
+    OGG Vorbis and MP3."""
+    import io
     from concurrent.futures import ThreadPoolExecutor
 
-    from tasks.audio.decode import decode
+    import soundfile
+
+    from tasks.audio.decode import decode, decode_opened, open_audio
     from tasks.audio.windows import cut_windows
     from tasks.settings import AudioLimits
 
@@ -161,8 +192,18 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
     def decode_only(path: str) -> None:  # what is left on the host when the GPU resamples
         decode(path, Path(path).read_bytes(), limits, resample=False)
 
+    def libsndfile_decode_only(path: str) -> None:
+        sound, header = open_audio(path, io.BytesIO(Path(path).read_bytes()), limits)
+        with sound:
+            decode_opened(path, sound, header, limits, resample=False)
+
     results = {}
-    for name, work in (("host_resampling", with_resampling), ("decode_only", decode_only)):
+    variants = (
+        ("host_resampling", with_resampling),
+        ("decode_only", decode_only),
+        ("libsndfile_decode_only", libsndfile_decode_only),
+    )
+    for name, work in variants:
         work(paths[0])
         for threads in sorted({1, args.workers}):
             with ThreadPoolExecutor(threads) as pool:
@@ -171,14 +212,39 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
                 elapsed = time.perf_counter() - start
             results[f"{name}_{threads}_threads_clips_per_s"] = len(paths) / elapsed
         results[f"{name}_ms_per_clip_one_core"] = 1000 / results[f"{name}_1_threads_clips_per_s"]
+        results[f"{name}_thread_scaling"] = (
+            results[f"{name}_{args.workers}_threads_clips_per_s"]
+            / results[f"{name}_1_threads_clips_per_s"]
+        )
+    results["decode_only_vs_libsndfile"] = (
+        results["decode_only_ms_per_clip_one_core"]
+        / results["libsndfile_decode_only_ms_per_clip_one_core"]
+    )
+    for extension in ("flac", "ogg", "mp3"):
+        converted = []
+        for path in paths[:20]:
+            audio, rate = soundfile.read(path, dtype="float32")
+            target = Path(path).with_suffix(f".{extension}")
+            soundfile.write(target, audio, rate)
+            converted.append(str(target))
+        start = time.perf_counter()
+        for path in converted:
+            decode_only(path)
+        results[f"{extension}_decode_only_ms_per_clip_one_core"] = (
+            (time.perf_counter() - start) / len(converted) * 1000
+        )
+        for path in converted:
+            Path(path).unlink()
     return results
 
 
-def phase_pipeline(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
+def phase_pipeline(
+    args: argparse.Namespace, folder: str, batch_size: int, engine: str = "auto"
+) -> dict:
     from tasks.ingest.shard import embed_shard
     from tasks.storage.sources import LocalSource
 
-    embedder = _embedder(args, batch_size)
+    embedder = _embedder(args, batch_size, engine)
     source = LocalSource(Path(folder))
     items = list(source.list_items())
     embed_shard(items[:batch_size], source, embedder, "warm-up", workers=args.workers)
@@ -197,9 +263,12 @@ def phase_pipeline(args: argparse.Namespace, folder: str, batch_size: int) -> di
     _sync(str(embedder.device))
     elapsed = time.perf_counter() - start
     return {
+        "engine": embedder.engine,
         "clips": rows,
         "seconds": elapsed,
         "clips_per_s": rows / elapsed,
+        "x_realtime": rows / elapsed * CLIP_SECONDS,
+        "gflops": rows / elapsed * GFLOP_PER_10S_CLIP,
         "batch_size": batch_size,
         "workers": args.workers,
         "peak_rss_mb": _peak_rss_mb(),
@@ -304,6 +373,11 @@ def main() -> None:
         "--naive-clips", type=int, default=None, help="clips for the naive loop (default: all)"
     )
     parser.add_argument("--batch-sizes", default="1,4,8,16")
+    parser.add_argument(
+        "--engines",
+        default="torch,onnxruntime",
+        help="engines to compare (ONNX Runtime only on a CPU); the fastest pipeline is 'winner'",
+    )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2, help="read/decode threads per shard")
@@ -347,11 +421,30 @@ def main() -> None:
         args.shard_size = 4096 if device.type == "cuda" else 64
     paths = [str(p) for p in make_catalogue(workdir, args.clips)]
 
-    model_only = [_in_child(phase_model_only, args, int(b)) for b in args.batch_sizes.split(",")]
-    best = max(model_only, key=lambda r: r["clips_per_s"])
+    engines = [e for e in args.engines.split(",") if e == "torch" or device.type == "cpu"]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    per_engine = {}
+    for engine in engines:
+        points = [_in_child(phase_model_only, args, b, engine) for b in batch_sizes]
+        per_engine[engine] = {"model_only": points}
+        per_engine[engine]["best"] = max(points, key=lambda r: r["clips_per_s"])
     naive = _in_child(phase_naive, args, paths[: args.naive_clips or len(paths)])
     decoding = _in_child(phase_decode, args, paths[: min(len(paths), 200)])
-    pipeline = _in_child(phase_pipeline, args, str(workdir / "clips"), best["batch_size"])
+    for engine, found in per_engine.items():
+        best_batch = found["best"]["batch_size"]
+        found["pipeline"] = _in_child(
+            phase_pipeline, args, str(workdir / "clips"), best_batch, engine
+        )
+        found["pipeline_vs_model_only"] = (
+            found["pipeline"]["clips_per_s"] / found["best"]["clips_per_s"]
+        )
+        found["pipeline_vs_naive"] = found["pipeline"]["clips_per_s"] / naive["clips_per_s"]
+    # the allocator setting's effect: torch at its best batch size with glibc's defaults
+    torch_best = per_engine.get("torch", {}).get("best", {}).get("batch_size", batch_sizes[0])
+    glibc_defaults = _in_child(phase_model_only, args, torch_best, "torch", False)
+    winner = max(per_engine, key=lambda e: per_engine[e]["pipeline"]["clips_per_s"])
+    best, pipeline = per_engine[winner]["best"], per_engine[winner]["pipeline"]
+    model_only = per_engine[winner]["model_only"]
     incremental = _in_child(phase_incremental, args, args.no_change_files, str(workdir))
     full_run_s = args.no_change_files / pipeline["clips_per_s"]
 
@@ -370,6 +463,9 @@ def main() -> None:
     results = {
         "machine": machine,
         "clips": args.clips,
+        "engines": per_engine,
+        "winner": winner,
+        "torch_glibc_allocator_defaults": glibc_defaults,
         "model_only": model_only,
         "best_batch_size": best["batch_size"],
         "naive": naive,
@@ -395,8 +491,21 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    for engine, found in per_engine.items():
+        print(
+            f"{engine}: model-only {found['best']['clips_per_s']:.2f} clips/s (batch "
+            f"{found['best']['batch_size']}), pipeline {found['pipeline']['clips_per_s']:.2f} "
+            f"({found['pipeline_vs_model_only']:.0%} of its model-only, "
+            f"{found['pipeline_vs_naive']:.2f}x naive), peak RSS "
+            f"{found['pipeline']['peak_rss_mb']:.0f} MB"
+        )
     print(
-        f"\nmodel-only best: {best['clips_per_s']:.2f} clips/s at batch {best['batch_size']}; "
+        f"torch with glibc's allocator defaults: {glibc_defaults['clips_per_s']:.2f} clips/s "
+        f"(batch {glibc_defaults['batch_size']})"
+    )
+    print(
+        f"\nwinner {winner}: model-only best: {best['clips_per_s']:.2f} clips/s at batch "
+        f"{best['batch_size']}; "
         f"naive {naive['clips_per_s']:.2f}; pipeline {pipeline['clips_per_s']:.2f} "
         f"({results['pipeline_vs_model_only']:.0%} of model-only, "
         f"{results['pipeline_vs_naive']:.2f}x naive); no-change run of "

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tasks.model.constants import OFFICIAL_URL
 
 ResampleOn = Literal["auto", "host", "device"]
+Engine = Literal["auto", "torch", "onnxruntime"]
 
 
 class AudioLimits(BaseSettings):
@@ -113,6 +114,11 @@ class ModelSettings(BaseSettings):
     )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
     batch_size: int = Field(8, gt=0, le=1024, description="Windows per forward pass")
+    engine: Engine = Field(
+        "auto",
+        description="What runs the model: 'torch', 'onnxruntime' (CPU, fp32: the trunk exported "
+        "once per checkpoint) or 'auto' (ONNX Runtime on a CPU, torch on a GPU)",
+    )
     precision: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="Autocast precision of the forward pass (fp16/bf16: GPUs)"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,6 +92,9 @@ def decode(
     32 kHz unless ``resample`` is False (the file's own rate is kept)."""
     if isinstance(data, bytes | bytearray):
         check_size(name, len(data), limits)
+        pcm = decode_pcm_wav(name, data, limits, resample)
+        if pcm is not None:
+            return pcm
         data = io.BytesIO(data)
     sound, header = open_audio(name, data, limits)
     with sound:
@@ -119,6 +123,91 @@ def decode_opened(
         channels=header.channels,
         duration_seconds=samples.shape[0] / header.sample_rate,
     )
+
+
+def decode_pcm_wav(
+    name: str,
+    data: bytes,
+    limits: AudioLimits,
+    resample: bool = True,
+    longest_seconds: float | None = None,
+) -> DecodedAudio | None:
+    """``decode`` for a 16- or 24-bit PCM WAV, straight from its bytes; None for anything else
+    (other formats and encodings, odd layouts, files over ``longest_seconds``), which the caller
+    decodes with libsndfile.
+
+    Most machine and field recordings are such WAVs; reading the samples in place (a view on
+    the bytes) skips libsndfile's copy through Python file callbacks and its conversion. The
+    samples, checks and errors are libsndfile's (tested against it).
+    """
+    layout = _pcm_wav_layout(data)
+    if layout is None:
+        return None
+    rate, channels, width, offset, size = layout
+    declared = size // (channels * width)
+    if longest_seconds is not None and declared / rate > longest_seconds:
+        return None
+    _check_header(name, rate, declared, limits)
+    frames = min(size, len(data) - offset) // (channels * width)
+    if frames < declared:
+        raise AudioError(
+            name,
+            AudioErrorKind.TRUNCATED,
+            f"the file is cut short (header or stream promises more audio than it holds; "
+            f"{frames:,} of {declared:,} frames read)",
+        )
+    payload = memoryview(data)[offset : offset + frames * channels * width]
+    if width == 2:
+        samples = np.frombuffer(payload, dtype="<i2").reshape(frames, channels)
+    else:  # 24-bit: three bytes, little-endian, into the top of an int32, scaled like libsndfile
+        triplets = np.frombuffer(payload, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        wide = (triplets[:, 0] << 8) | (triplets[:, 1] << 16) | (triplets[:, 2] << 24)
+        samples = (wide.astype(np.float32) * np.float32(2.0**-31)).reshape(frames, channels)
+    mono = downmix(samples)
+    _check_silence(name, _peak(mono), limits)
+    return DecodedAudio(
+        samples=to_model_rate(mono, rate) if resample else np.ascontiguousarray(mono),
+        sample_rate=MODEL_SAMPLE_RATE if resample else rate,
+        original_sample_rate=rate,
+        channels=channels,
+        duration_seconds=frames / rate,
+    )
+
+
+_WAVE_FORMAT_PCM = 1
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+def _pcm_wav_layout(data: bytes) -> tuple[int, int, int, int, int] | None:
+    """(rate Hz, channels, bytes per sample, data offset, data bytes) of a 16/24-bit PCM RIFF
+    WAVE, or None."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    position, fmt = 12, None
+    while position + 8 <= len(data):
+        chunk, size = (
+            data[position : position + 4],
+            int.from_bytes(data[position + 4 : position + 8], "little"),
+        )
+        body = position + 8
+        if chunk == b"fmt " and size >= 16:
+            tag, channels, rate = struct.unpack_from("<HHI", data, body)
+            block_align, bits = struct.unpack_from("<HH", data, body + 12)
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40:
+                tag = struct.unpack_from("<H", data, body + 24)[0]  # the sub-format GUID's start
+            fmt = (tag, channels, rate, block_align, bits)
+        elif chunk == b"data":
+            if fmt is None:
+                return None
+            tag, channels, rate, block_align, bits = fmt
+            width = bits // 8
+            if tag != _WAVE_FORMAT_PCM or bits not in (16, 24) or channels < 1:
+                return None
+            if block_align != channels * width:
+                return None
+            return rate, channels, width, body, size
+        position = body + size + (size & 1)  # chunks are padded to an even length
+    return None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ go through the model as they are cut, in batches of their own.
 
 from __future__ import annotations
 
-import ctypes
 import io
 import math
 import queue
@@ -31,9 +30,11 @@ from tasks.audio.decode import (
     check_size,
     decode_blocks,
     decode_opened,
+    decode_pcm_wav,
     open_audio,
 )
 from tasks.audio.windows import WindowCutter, Windows, segment_spans
+from tasks.model.allocator import give_back_freed_memory
 from tasks.model.constants import EMBEDDING_SIZE, MODEL_SAMPLE_RATE, NUM_CLASSES
 from tasks.model.embedder import (
     FileEmbedding,
@@ -48,12 +49,6 @@ from tasks.storage.sources import AudioItem, AudioSource
 IN_MEMORY_MAX_BYTES = 64 << 20
 #: Decoded blocks of a long file waiting for the model (each STREAM_BLOCK_SECONDS of audio).
 BLOCKS_AHEAD = 2
-
-try:  # glibc's malloc_trim, where there is one (Linux); elsewhere memory is left to the allocator
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-    _LIBC.malloc_trim  # noqa: B018 (raises AttributeError where glibc is not)
-except (OSError, AttributeError):
-    _LIBC = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +79,17 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Pr
     already there.
     """
     limits = embedder.limits
+    resample = not embedder.resamples_on_device
     check_size(item.uri, item.size_bytes, limits)
     with ExitStack() as resources:
         try:
             if item.size_bytes <= IN_MEMORY_MAX_BYTES:
-                file = io.BytesIO(source.read_bytes(item))
+                data = source.read_bytes(item)
+                # 16/24-bit PCM WAV straight from the bytes; anything else through libsndfile
+                pcm = decode_pcm_wav(item.uri, data, limits, resample, limits.stream_above_seconds)
+                if pcm is not None:
+                    return Prepared(item, pcm, embedder.windows_of(pcm))
+                file = io.BytesIO(data)
             else:
                 file = resources.enter_context(source.open_file(item))
         except OSError as error:
@@ -99,7 +100,6 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Pr
         resources.callback(sound.close)
         if header.duration_seconds > limits.stream_above_seconds:
             return LongFile(item, header, sound, resources.pop_all())
-        resample = not embedder.resamples_on_device
         audio = decode_opened(item.uri, sound, header, limits, resample)
     return Prepared(item, audio, embedder.windows_of(audio))
 
@@ -318,8 +318,7 @@ def _give_back_freed_memory() -> None:
     windows and decoded blocks over and over, from two threads, and glibc otherwise keeps much
     of that memory: a 3 h file peaked 148 MB above the baseline with this (one call a batch)
     against 283 and 343 MB without (benchmarks/long_file.py)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    give_back_freed_memory()
 
 
 class _Rows:

@@ -268,36 +268,53 @@ def cnn14_forward(
     segments: int = 1,
 ) -> Cnn14Output:
     """Cnn14's eval-mode forward pass over windows [n, samples] at 32 kHz, with ``segments``
-    timestamp embeddings per window from the same pass.
-
-    Cnn14 pools its last feature map (2048 channels, one frame per ~0.32 s) over time (max +
-    mean) before fc1; a segment embedding is the same pooling over the frames of one part of
-    the window, through the same fc1 and ReLU, so it lives in the same space as the window's.
-    It costs one fc1 per segment (4 M multiply-adds, against 21 G for the window).
+    timestamp embeddings per window from the same pass: ``cnn14_trunk`` then ``cnn14_head``.
 
     The STFT power of a loud window reaches ~2.6e5, past fp16's 65504, so only the
     convolutional trunk and the head run under autocast (when ``autocast_dtype`` is set).
     """
-    features = model.logmel_extractor(model.spectrogram_extractor(batch))
-    features = model.bn0(features.transpose(1, 3)).transpose(1, 3)
+    with torch.autocast(
+        batch.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+    ):
+        return cnn14_head(model, cnn14_trunk(model, batch, autocast_dtype), segments)
+
+
+def cnn14_trunk(
+    model: torch.nn.Module, batch: torch.Tensor, autocast_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """The log-mel front end (always fp32) and the six conv blocks: windows [n, samples] ->
+    the last feature map averaged over mel bins, [n, 2048, T] (one frame per ~0.32 s). This is
+    the part another engine can run (tasks.model.engines): 99.9 % of the multiply-adds."""
+    with torch.autocast(batch.device.type, enabled=False):
+        features = model.logmel_extractor(model.spectrogram_extractor(batch))
+        features = model.bn0(features.transpose(1, 3)).transpose(1, 3)
     with torch.autocast(
         batch.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
     ):
         x = features
         for block, pool in _CONV_BLOCKS:
             x = getattr(model, block)(x, pool_size=pool, pool_type="avg")
-        frames = torch.mean(x, dim=3)  # [n, 2048, T]
-        pooled = torch.max(frames, dim=2).values + torch.mean(frames, dim=2)
-        embedding = torch.relu(model.fc1(pooled))
-        clipwise = torch.sigmoid(model.fc_audioset(embedding))
-        parts = [
-            frames[:, :, start:stop] for start, stop in segment_frames(frames.shape[2], segments)
-        ]
-        segment_pooled = torch.stack(
-            [part.max(dim=2).values + part.mean(dim=2) for part in parts], dim=1
-        )  # [n, S, 2048]
-        segment_embedding = torch.relu(model.fc1(segment_pooled))
-        segment_clipwise = torch.sigmoid(model.fc_audioset(segment_embedding))
+        return torch.mean(x, dim=3)
+
+
+def cnn14_head(model: torch.nn.Module, frames: torch.Tensor, segments: int = 1) -> Cnn14Output:
+    """Pooling and the two fully connected layers, for the window and for each of ``segments``
+    parts of it.
+
+    Cnn14 pools its last feature map over time (max + mean) before fc1; a segment embedding is
+    the same pooling over the frames of one part of the window, through the same fc1 and ReLU,
+    so it lives in the same space as the window's. It costs one fc1 per segment (4 M
+    multiply-adds, against 21 G for the window).
+    """
+    pooled = torch.max(frames, dim=2).values + torch.mean(frames, dim=2)
+    embedding = torch.relu(model.fc1(pooled))
+    clipwise = torch.sigmoid(model.fc_audioset(embedding))
+    parts = [frames[:, :, start:stop] for start, stop in segment_frames(frames.shape[2], segments)]
+    segment_pooled = torch.stack(
+        [part.max(dim=2).values + part.mean(dim=2) for part in parts], dim=1
+    )  # [n, S, 2048]
+    segment_embedding = torch.relu(model.fc1(segment_pooled))
+    segment_clipwise = torch.sigmoid(model.fc_audioset(segment_embedding))
     return Cnn14Output(embedding, clipwise, segment_embedding, segment_clipwise)
 
 

@@ -22,8 +22,9 @@ from tasks.audio.decode import DecodedAudio, decode
 from tasks.audio.device import cut_windows_on_device, resample_on_device, to_device
 from tasks.audio.windows import SegmentSpans, Windows, cut_windows, segment_spans
 from tasks.errors import UserError
+from tasks.model.allocator import keep_freed_memory
 from tasks.model.checkpoint import file_sha256, resolve_checkpoint
-from tasks.model.cnn14 import cnn14_forward, load_cnn14
+from tasks.model.cnn14 import cnn14_forward, cnn14_head, load_cnn14
 from tasks.model.constants import (
     EMBEDDING_SIZE,
     MODEL_NAME,
@@ -31,7 +32,8 @@ from tasks.model.constants import (
     NUM_CLASSES,
     OFFICIAL_SHA256,
 )
-from tasks.settings import AudioLimits, ModelSettings, ResampleOn
+from tasks.model.engines import OnnxTrunk, choose_engine, exported_trunk
+from tasks.settings import AudioLimits, Engine, ModelSettings, ResampleOn
 
 
 class DeviceUnavailableError(UserError):
@@ -187,8 +189,10 @@ class PannsEmbedder:
         batch_size: int = 8,
         precision: str = "fp32",
         resample_on: ResampleOn = "auto",
+        trunk: OnnxTrunk | None = None,
     ) -> None:
         self.model = model.to(device).eval()
+        self.trunk = trunk  # another engine's trunk (None: torch runs the whole pass)
         self.device = device
         self.checkpoint_sha256 = checkpoint_sha256
         self.limits = limits
@@ -207,18 +211,32 @@ class PannsEmbedder:
         batch_size: int = 8,
         precision: str = "fp32",
         resample_on: ResampleOn = "auto",
+        engine: Engine = "auto",
     ) -> PannsEmbedder:
-        """Build Cnn14 and load the checkpoint at ``path`` onto ``device``."""
+        """Build Cnn14 and load the checkpoint at ``path`` onto ``device``, run by ``engine``
+        (tasks.model.engines; ONNX Runtime exports the trunk once per checkpoint)."""
+        keep_freed_memory()
         sha256 = file_sha256(path)
+        model = load_cnn14(path, sha256)
+        chosen = choose_engine(engine, choose_device(device), precision)
+        trunk = None
+        if chosen == "onnxruntime":
+            trunk = OnnxTrunk(exported_trunk(model, path, sha256))
         return cls(
-            load_cnn14(path, sha256),
+            model,
             choose_device(device),
             sha256,
             limits or AudioLimits(),
             batch_size,
             precision,
             resample_on,
+            trunk,
         )
+
+    @property
+    def engine(self) -> str:
+        """What runs the trunk: torch or onnxruntime."""
+        return self.trunk.name if self.trunk is not None else "torch"
 
     def with_options(
         self, limits: AudioLimits, batch_size: int, resample_on: ResampleOn = "auto"
@@ -257,9 +275,13 @@ class PannsEmbedder:
         else:
             batch = windows.to(self.device)
         with self._forward_lock, torch.inference_mode():
-            out = cnn14_forward(
-                self.model, batch, self._autocast_dtype, self.limits.segments_per_window
-            )
+            if self.trunk is not None:
+                frames = torch.from_numpy(self.trunk.run(batch.numpy()))
+                out = cnn14_head(self.model, frames, self.limits.segments_per_window)
+            else:
+                out = cnn14_forward(
+                    self.model, batch, self._autocast_dtype, self.limits.segments_per_window
+                )
             return WindowOutputs(
                 *(
                     tensor.float().cpu().numpy()
@@ -329,8 +351,10 @@ def concatenate(parts: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray | torc
 
 
 @lru_cache(maxsize=2)
-def _cached_embedder(path: Path, mtime_ns: int, device: str, precision: str) -> PannsEmbedder:
-    return PannsEmbedder.load(path, device, precision=precision)
+def _cached_embedder(
+    path: Path, mtime_ns: int, device: str, precision: str, engine: Engine
+) -> PannsEmbedder:
+    return PannsEmbedder.load(path, device, precision=precision, engine=engine)
 
 
 def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder:
@@ -345,5 +369,6 @@ def load_embedder(settings: ModelSettings, limits: AudioLimits) -> PannsEmbedder
         resolved.path.stat().st_mtime_ns,
         settings.device,
         settings.precision,
+        settings.engine,
     )
     return loaded.with_options(limits, settings.batch_size, settings.resample_on)

@@ -15,12 +15,20 @@ A440 = "tones/a440.wav"
 
 def upload(served: Served, path: str, **form) -> httpx.Response:
     data = (served.catalogue / path).read_bytes()
-    return httpx.post(
-        f"{served.url}/api/search",
-        files={"file": (path.rsplit("/", 1)[-1], data)},
-        data=form,
-        timeout=60,
+    return _checked(
+        httpx.post(
+            f"{served.url}/api/search",
+            files={"file": (path.rsplit("/", 1)[-1], data)},
+            data=form,
+            timeout=60,
+        )
     )
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    """The response, for ``.json()``; a server error fails with its body, not a JSON error."""
+    assert response.status_code < 500, response.text
+    return response
 
 
 def test_an_uploaded_file_finds_itself_first_with_what_a_player_needs(served: Served) -> None:
@@ -56,9 +64,12 @@ def test_filters_and_segments(served: Served) -> None:
     label = tones[0]["labels"][0]
     labelled = upload(served, A440, top="10", label=label).json()["hits"]
     assert labelled and all(label in h["labels"] for h in labelled)
-    segments = httpx.get(
-        f"{served.url}/api/search",
-        params={"path": "machines/ticker.wav", "segments": "true", "per_file": 2, "top": 4},
+    segments = _checked(
+        httpx.get(
+            f"{served.url}/api/search",
+            params={"path": "machines/ticker.wav", "segments": "true", "per_file": 2, "top": 4},
+            timeout=60,
+        )
     ).json()["hits"]
     assert segments and all(h["end_seconds"] > h["start_seconds"] >= 0 for h in segments)
     per_file = {}
