@@ -317,6 +317,7 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
                 "sample_rate": [44_100] * len(items),
                 "channels": [2] * len(items),
                 "num_windows": [1] * len(items),
+                "num_segments": [1] * len(items),
                 "embedding": list(vectors),
                 "labels": [["x"]] * len(items),
                 "label_scores": [[0.5]] * len(items),
