@@ -114,14 +114,22 @@ def decode_opened(
     if samples.shape[0] == 0:
         raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
     _check_finite(name, samples)
+    return _mono_checked(name, samples, header.sample_rate, limits, resample)
+
+
+def _mono_checked(
+    name: str, samples: np.ndarray, rate: int, limits: AudioLimits, resample: bool
+) -> DecodedAudio:
+    """Frames [n, channels] read from a file -> mono, checked for silence, at the model rate
+    unless ``resample`` is False: the end of both whole-file decodes."""
     mono = downmix(samples)
     _check_silence(name, _peak(mono), limits)
     return DecodedAudio(
-        samples=to_model_rate(mono, header.sample_rate) if resample else mono,
-        sample_rate=MODEL_SAMPLE_RATE if resample else header.sample_rate,
-        original_sample_rate=header.sample_rate,
-        channels=header.channels,
-        duration_seconds=samples.shape[0] / header.sample_rate,
+        samples=to_model_rate(mono, rate) if resample else np.ascontiguousarray(mono),
+        sample_rate=MODEL_SAMPLE_RATE if resample else rate,
+        original_sample_rate=rate,
+        channels=samples.shape[1],
+        duration_seconds=samples.shape[0] / rate,
     )
 
 
@@ -149,13 +157,8 @@ def decode_pcm_wav(
         return None
     _check_header(name, rate, declared, limits)
     frames = min(size, len(data) - offset) // (channels * width)
-    if frames < declared:
-        raise AudioError(
-            name,
-            AudioErrorKind.TRUNCATED,
-            f"the file is cut short (header or stream promises more audio than it holds; "
-            f"{frames:,} of {declared:,} frames read)",
-        )
+    if frames < declared:  # libsndfile logs any shortfall of a WAV's data chunk as truncation
+        raise _truncated(name, frames, declared)
     payload = memoryview(data)[offset : offset + frames * channels * width]
     if width == 2:
         samples = np.frombuffer(payload, dtype="<i2").reshape(frames, channels)
@@ -163,15 +166,7 @@ def decode_pcm_wav(
         triplets = np.frombuffer(payload, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
         wide = (triplets[:, 0] << 8) | (triplets[:, 1] << 16) | (triplets[:, 2] << 24)
         samples = (wide.astype(np.float32) * np.float32(2.0**-31)).reshape(frames, channels)
-    mono = downmix(samples)
-    _check_silence(name, _peak(mono), limits)
-    return DecodedAudio(
-        samples=to_model_rate(mono, rate) if resample else np.ascontiguousarray(mono),
-        sample_rate=MODEL_SAMPLE_RATE if resample else rate,
-        original_sample_rate=rate,
-        channels=channels,
-        duration_seconds=frames / rate,
-    )
+    return _mono_checked(name, samples, rate, limits, resample)
 
 
 _WAVE_FORMAT_PCM = 1
@@ -374,12 +369,16 @@ _TRUNCATION_SIGNS = ("(should be", "lacks an end-of-stream bit")
 
 def _check_truncation(name: str, log: str, declared_frames: int, read_frames: int) -> None:
     if any(sign in log for sign in _TRUNCATION_SIGNS) or read_frames < 0.99 * declared_frames:
-        raise AudioError(
-            name,
-            AudioErrorKind.TRUNCATED,
-            f"the file is cut short (header or stream promises more audio than it holds; "
-            f"{read_frames:,} of {declared_frames:,} frames read)",
-        )
+        raise _truncated(name, read_frames, declared_frames)
+
+
+def _truncated(name: str, read_frames: int, declared_frames: int) -> AudioError:
+    return AudioError(
+        name,
+        AudioErrorKind.TRUNCATED,
+        f"the file is cut short (header or stream promises more audio than it holds; "
+        f"{read_frames:,} of {declared_frames:,} frames read)",
+    )
 
 
 def _libsndfile_reason(error: soundfile.LibsndfileError) -> str:
