@@ -218,13 +218,13 @@ class PannsEmbedder:
         keep_freed_memory()
         sha256 = file_sha256(path)
         model = load_cnn14(path, sha256)
-        chosen = choose_engine(engine, choose_device(device), precision)
+        on = choose_device(device)
         trunk = None
-        if chosen == "onnxruntime":
+        if choose_engine(engine, on, precision) == "onnxruntime":
             trunk = OnnxTrunk(exported_trunk(model, path, sha256))
         return cls(
             model,
-            choose_device(device),
+            on,
             sha256,
             limits or AudioLimits(),
             batch_size,

@@ -29,8 +29,13 @@ from fastapi import (
     Request,
     UploadFile,
 )
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from fastapi.responses import StreamingResponse as _StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -283,7 +288,7 @@ def _blob_response(
     headers["Content-Length"] = str(end - start + 1)
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return _StreamingResponse(
+    return StreamingResponse(
         source.stream_range(blob_name, start, end - start + 1),
         status_code=206 if wanted else 200,
         media_type=media_type,

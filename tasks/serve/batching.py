@@ -35,10 +35,6 @@ class BatchingStats:
     passes: int = 0
     largest_batch: int = 0
 
-    @property
-    def queries_per_pass(self) -> float:
-        return self.queries / self.passes if self.passes else 0.0
-
 
 class MicroBatcher(Generic[Item, Result]):
     """Runs ``run(items) -> results`` (same order, same length) over items submitted together.
