@@ -12,8 +12,8 @@ import pyarrow as pa
 
 from tasks.audio.decode import AudioError
 from tasks.ingest.stream import Embedded, embed_items
-from tasks.model.embedder import PannsEmbedder
-from tasks.model.labels import top_labels
+from tasks.model.embedder import FileSegments, PannsEmbedder
+from tasks.model.labels import top_labels, top_labels_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA
@@ -33,6 +33,10 @@ class ShardResult:
     failures: list[Failure] = field(default_factory=list)
 
 
+#: Files whose segment rows are built as one table (bounds the segment arrays held at once).
+SEGMENT_TABLE_FILES = 256
+
+
 def embed_shard(
     items: Sequence[AudioItem],
     source: AudioSource,
@@ -41,19 +45,29 @@ def embed_shard(
     top_label_count: int = 5,
     workers: int = 2,
 ) -> ShardResult:
-    """Embed ``items``; each file's embedding is the mean of its window embeddings."""
+    """Embed ``items``; each file's embedding is the mean of its window embeddings.
+
+    Segment rows are built for groups of files at once: per file, building a small Arrow table
+    cost ~1 ms of the main thread, more than a GPU takes to embed the file.
+    """
     failures: list[Failure] = []
     rows: list[dict] = []
-    segments: list[pa.Table] = []
+    segment_tables: list[pa.Table] = []
+    pending: list[tuple[AudioItem, FileSegments]] = []
     for item, outcome in embed_items([(i, source) for i in items], embedder, workers):
         if isinstance(outcome, AudioError):
             failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
-        else:
-            rows.append(snapshot_row(outcome, embedder, run_id, top_label_count))
-            segments.append(segment_rows(outcome, run_id))
+            continue
+        rows.append(snapshot_row(outcome, embedder, run_id, top_label_count))
+        pending.append((item, outcome.result.segments))
+        if len(pending) >= SEGMENT_TABLE_FILES:
+            segment_tables.append(segment_rows(pending, run_id))
+            pending = []
+    if pending:
+        segment_tables.append(segment_rows(pending, run_id))
     return ShardResult(
         pa.Table.from_pylist(rows, schema=SNAPSHOT_SCHEMA),
-        pa.concat_tables(segments) if segments else SEGMENTS_SCHEMA.empty_table(),
+        pa.concat_tables(segment_tables) if segment_tables else SEGMENTS_SCHEMA.empty_table(),
         failures,
     )
 
@@ -87,29 +101,53 @@ def snapshot_row(
     }
 
 
-def segment_rows(embedded: Embedded, run_id: str) -> pa.Table:
-    """The segment rows of an embedded file (see ``SEGMENTS_SCHEMA``), in time order."""
-    item, segments = embedded.prepared.item, embedded.result.segments
-    count = len(segments.start_seconds)
-    labelled = [top_labels(p, SEGMENT_LABELS) for p in segments.probabilities]
+def segment_rows(files: Sequence[tuple[AudioItem, FileSegments]], run_id: str) -> pa.Table:
+    """The segment rows of embedded files (see ``SEGMENTS_SCHEMA``): each file's in time order,
+    files in the order given."""
+    counts = [len(segments.start_seconds) for _, segments in files]
+    total = sum(counts)
+    if not total:
+        return SEGMENTS_SCHEMA.empty_table()
+
+    def per_segment(values: list) -> list:
+        return [value for value, count in zip(values, counts, strict=True) for _ in range(count)]
+
+    items = [item for item, _ in files]
+    labels, scores = top_labels_of_rows(
+        np.concatenate([segments.probabilities for _, segments in files]), SEGMENT_LABELS
+    )
     return pa.table(
         {
-            "key": [segment_key(item.key, i) for i in range(count)],
-            "key_prefix": pa.nulls(count, pa.string()),
-            "file_key": [item.key] * count,
-            "source_uri": [item.uri] * count,
-            "path": [item.path] * count,
-            "etag": [item.etag] * count,
-            "segment_index": pa.array(range(count), pa.int32()),
-            "start_seconds": segments.start_seconds.astype(np.float64),
-            "end_seconds": segments.end_seconds.astype(np.float64),
-            "segment_seconds": pa.array([segments.segment_seconds] * count, pa.float64()),
-            "embedding": encode_vectors(segments.embeddings),
-            "labels": [labels for labels, _ in labelled],
-            "label_scores": [scores for _, scores in labelled],
-            "run_id": [run_id] * count,
+            "key": [
+                segment_key(item.key, i)
+                for item, count in zip(items, counts, strict=True)
+                for i in range(count)
+            ],
+            "key_prefix": pa.nulls(total, pa.string()),
+            "file_key": per_segment([item.key for item in items]),
+            "source_uri": per_segment([item.uri for item in items]),
+            "path": per_segment([item.path for item in items]),
+            "etag": per_segment([item.etag for item in items]),
+            "segment_index": pa.array(
+                np.concatenate([np.arange(count, dtype=np.int32) for count in counts])
+            ),
+            "start_seconds": np.concatenate(
+                [segments.start_seconds for _, segments in files]
+            ).astype(np.float64),
+            "end_seconds": np.concatenate([segments.end_seconds for _, segments in files]).astype(
+                np.float64
+            ),
+            "segment_seconds": pa.array(
+                per_segment([segments.segment_seconds for _, segments in files]), pa.float64()
+            ),
+            "embedding": encode_vectors(
+                np.concatenate([segments.embeddings for _, segments in files])
+            ),
+            "labels": labels,
+            "label_scores": scores,
+            "run_id": pa.array([run_id] * total, pa.string()),
             "ingested_at": pa.array(
-                [datetime.now(UTC)] * count, SEGMENTS_SCHEMA.field("ingested_at").type
+                [datetime.now(UTC)] * total, SEGMENTS_SCHEMA.field("ingested_at").type
             ),
         },
         schema=SEGMENTS_SCHEMA,

@@ -47,6 +47,8 @@ from tasks.storage.sources import AudioItem, AudioSource
 
 #: Files up to this size are read into memory; larger ones are read from a file (bytes).
 IN_MEMORY_MAX_BYTES = 64 << 20
+#: Source bytes read ahead of the model beyond two files per reader thread (see ``prefetch``).
+LOOKAHEAD_BYTES = 512 << 20
 #: Decoded blocks of a long file waiting for the model (each STREAM_BLOCK_SECONDS of audio).
 BLOCKS_AHEAD = 2
 
@@ -109,32 +111,43 @@ def prefetch(
     embedder: PannsEmbedder,
     workers: int,
 ) -> Iterator[tuple[AudioItem, Prepared | LongFile | AudioError]]:
-    """Prepare items in ``workers`` threads, in order, at most 2 x workers in flight.
+    """Prepare items in ``workers`` threads, in order.
 
-    Downloads and decoding overlap with the caller's forward passes, and memory stays bounded
-    by the look-ahead whatever the number of items.
+    Downloads and decoding overlap with the caller's forward passes. The look-ahead is two
+    batches of files (a reader that stops after a few files leaves a GPU's batch of 256 waiting
+    for the host), at least two files per thread, and at most ``LOOKAHEAD_BYTES`` of source
+    files beyond those: memory stays bounded whatever the number or length of the items.
     """
+    most_files = max(2 * workers, 2 * embedder.batch_size)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
         in_flight: deque[tuple[AudioItem, Future[Prepared | LongFile]]] = deque()
+        in_flight_bytes = 0
         upcoming = iter(jobs)
+        next_job = next(upcoming, None)
 
-        def submit(job: tuple[AudioItem, AudioSource]) -> None:
-            item, source = job
-            in_flight.append((item, pool.submit(prepare, item, source, embedder)))
+        def has_room() -> bool:
+            if next_job is None or len(in_flight) >= most_files:
+                return False
+            return (
+                len(in_flight) < 2 * workers
+                or in_flight_bytes + next_job[0].size_bytes <= LOOKAHEAD_BYTES
+            )
 
-        for job in upcoming:
-            submit(job)
-            if len(in_flight) >= 2 * workers:
-                break
-        while in_flight:
+        while True:
+            while has_room():
+                item, source = next_job
+                in_flight.append((item, pool.submit(prepare, item, source, embedder)))
+                in_flight_bytes += item.size_bytes
+                next_job = next(upcoming, None)
+            if not in_flight:
+                return
             item, future = in_flight.popleft()
-            next_job = next(upcoming, None)
-            if next_job is not None:
-                submit(next_job)
+            in_flight_bytes -= item.size_bytes
             try:
-                yield item, future.result()
+                outcome: Prepared | LongFile | AudioError = future.result()
             except AudioError as error:
-                yield item, error
+                outcome = error
+            yield item, outcome
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ every file's result the same as embedding it alone, failures passed through, ord
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from tasks.audio import samples
 from tasks.audio.decode import AudioError
+from tasks.ingest import stream
 from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.embedder import PannsEmbedder
 from tasks.storage.sources import LocalSource
@@ -110,3 +112,47 @@ def test_long_files_streamed_block_by_block_equal_whole_decoding(
             np.linalg.norm(got.embeddings, axis=1) * np.linalg.norm(want.embeddings, axis=1)
         )
         assert cosine.min() >= 0.999
+
+
+class _ReadCountingSource(LocalSource):
+    """A local folder that counts the files its readers have started to read."""
+
+    started = 0
+
+    def read_bytes(self, item):
+        self.started += 1
+        return super().read_bytes(item)
+
+
+@pytest.mark.parametrize(
+    ("lookahead_files_of_bytes", "expected_ahead"),
+    [
+        (100, 8),  # two batches of 4 files: the byte budget is not what stops it
+        (3.5, 3),  # room for 3 files' bytes
+        (0.5, 2),  # never fewer than two files per reader thread
+    ],
+)
+def test_readers_stay_within_two_batches_and_the_byte_budget(
+    embedder: PannsEmbedder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lookahead_files_of_bytes: float,
+    expected_ahead: int,
+) -> None:
+
+    clip = samples.write(tmp_path / "c00.wav", samples.noise(1.0, 16_000), 16_000)
+    for i in range(1, 20):
+        (tmp_path / f"c{i:02d}.wav").write_bytes(clip.read_bytes())
+    monkeypatch.setattr(
+        stream, "LOOKAHEAD_BYTES", int(lookahead_files_of_bytes * clip.stat().st_size)
+    )
+    source = _ReadCountingSource(tmp_path)
+    ahead = []
+    for consumed, (_, outcome) in enumerate(
+        stream.prefetch([(i, source) for i in source.list_items()], embedder, workers=1)
+    ):
+        assert isinstance(outcome, stream.Prepared)
+        time.sleep(0.05)  # a slow model: the readers fill whatever room they are given
+        ahead.append(source.started - consumed)
+    assert embedder.batch_size == 4
+    assert max(ahead) == expected_ahead
