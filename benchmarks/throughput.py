@@ -16,6 +16,8 @@ Phases (model-only and pipeline once per engine, ``--engines``, side by side)
 - decode: what the reader threads cost the host per clip (read + decode + downmix, with and
   without host resampling), on 1 thread and on ``--workers`` threads: the clips/s the host can
   feed a GPU;
+- host ceiling: the pipeline with the forward pass replaced by zeros: what the host path alone
+  can feed a model (the pipeline's ceiling on an infinitely fast GPU);
 - pipeline: our shard path (threads read + decode (+ resample) + window ahead of the model,
   windows of consecutive files packed into full batches), from WAV files on disk to snapshot
   rows; ``--resample-on device`` (the default on CUDA) resamples on the GPU;
@@ -65,14 +67,23 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_catalogue(folder: Path, count: int) -> list[Path]:
-    """``count`` distinct 10 s WAV files at 44.1 kHz stereo, as real catalogues are."""
+def make_catalogue(folder: Path, count: int, distinct: int | None = None) -> list[Path]:
+    """``count`` 10 s WAV files at 44.1 kHz stereo, as real catalogues are; past the first
+    ``distinct`` (default: all) they are hard links to earlier ones, since synthesising a clip
+    (~20 ms) costs more than a GPU takes to embed it, and the pipeline reads every file's
+    bytes either way."""
+    import os
+
     from tasks.audio import samples
 
+    distinct = distinct or count
     paths = []
     for i in range(count):
         path = folder / f"clips/{i // 1000:03d}/clip-{i:05d}.wav"
-        if not path.exists():
+        if not path.exists() and i >= distinct:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(paths[i % distinct], path)
+        elif not path.exists():
             kind = i % 3
             mono = (
                 samples.engine(CLIP_SECONDS, SOURCE_RATE, 900 + 7 * i, i)
@@ -276,8 +287,46 @@ def phase_pipeline(
     }
 
 
+def phase_host_ceiling(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
+    """The pipeline with the forward pass replaced by zeros of the right shapes: how many clips
+    per second the host path (reader threads, resampling where the pipeline does it, batching,
+    row building) can feed a model, i.e. the pipeline's ceiling on an infinitely fast GPU."""
+    import numpy as np
+
+    from tasks.ingest.shard import embed_shard
+    from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
+    from tasks.model.embedder import WindowOutputs
+    from tasks.storage.sources import LocalSource
+
+    embedder = _embedder(args, batch_size, "torch")
+    segments = embedder.limits.segments_per_window
+
+    def no_model(windows) -> WindowOutputs:
+        count = len(windows)
+        return WindowOutputs(
+            np.zeros((count, EMBEDDING_SIZE), np.float32),
+            np.zeros((count, NUM_CLASSES), np.float32),
+            np.zeros((count, segments, EMBEDDING_SIZE), np.float32),
+            np.zeros((count, segments, NUM_CLASSES), np.float32),
+        )
+
+    embedder.embed_batch = no_model
+    source = LocalSource(Path(folder))
+    items = list(source.list_items())
+    embed_shard(items[:batch_size], source, embedder, "warm-up", workers=args.workers)
+    start = time.perf_counter()
+    rows = 0
+    for offset in range(0, len(items), args.shard_size):
+        shard = items[offset : offset + args.shard_size]
+        rows += embed_shard(shard, source, embedder, "bench", workers=args.workers).rows.num_rows
+    _sync(str(embedder.device))
+    elapsed = time.perf_counter() - start
+    return {"clips": rows, "clips_per_s": rows / elapsed, "workers": args.workers}
+
+
 def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dict:
     """Time incremental runs over ``files`` already-ingested files: no change, one new file."""
+    import shutil
     from datetime import UTC, datetime
 
     import numpy as np
@@ -291,6 +340,8 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
     from tasks.storage.sources import LocalSource
 
     root = Path(workdir) / "many"
+    for table_folder in ("many-snapshot", "many-quarantine"):  # a fresh table on every run
+        shutil.rmtree(Path(workdir) / table_folder, ignore_errors=True)
     new_file = root / "new/one-new-clip.wav"
     new_file.unlink(missing_ok=True)
     for i in range(files):  # content is never read by a no-change run: tiny files will do
@@ -373,6 +424,12 @@ def main() -> None:
     parser.add_argument(
         "--naive-clips", type=int, default=None, help="clips for the naive loop (default: all)"
     )
+    parser.add_argument(
+        "--distinct-clips",
+        type=int,
+        default=None,
+        help="clips synthesised; the rest are hard links to them (default: all distinct)",
+    )
     parser.add_argument("--batch-sizes", default="1,4,8,16")
     parser.add_argument(
         "--engines",
@@ -420,7 +477,7 @@ def main() -> None:
     args.device = str(device)
     if args.shard_size is None:
         args.shard_size = 4096 if device.type == "cuda" else 64
-    paths = [str(p) for p in make_catalogue(workdir, args.clips)]
+    paths = [str(p) for p in make_catalogue(workdir, args.clips, args.distinct_clips)]
 
     engines = [e for e in args.engines.split(",") if e == "torch" or device.type == "cpu"]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -440,6 +497,14 @@ def main() -> None:
             found["pipeline"]["clips_per_s"] / found["best"]["clips_per_s"]
         )
         found["pipeline_vs_naive"] = found["pipeline"]["clips_per_s"] / naive["clips_per_s"]
+    host_ceiling = _in_child(
+        phase_host_ceiling,
+        args,
+        str(workdir / "clips"),
+        per_engine[max(per_engine, key=lambda e: per_engine[e]["pipeline"]["clips_per_s"])]["best"][
+            "batch_size"
+        ],
+    )
     # the allocator setting's effect: torch at its best batch size with glibc's defaults
     torch_best = per_engine.get("torch", {}).get("best", {}).get("batch_size", batch_sizes[0])
     glibc_defaults = _in_child(phase_model_only, args, torch_best, "torch", False)
@@ -471,6 +536,7 @@ def main() -> None:
         "best_batch_size": best["batch_size"],
         "naive": naive,
         "decode": decoding,
+        "host_ceiling": host_ceiling,
         "pipeline": pipeline,
         "pipeline_vs_model_only": pipeline["clips_per_s"] / best["clips_per_s"],
         "pipeline_vs_naive": pipeline["clips_per_s"] / naive["clips_per_s"],
@@ -514,7 +580,8 @@ def main() -> None:
         f"({results['incremental']['no_change_fraction_of_full_run']:.2%} of a full run), one "
         f"new file {incremental['one_new_file']['seconds']:.2f} s; host decode "
         f"{decoding['host_resampling_ms_per_clip_one_core']:.1f} ms/clip/core with resampling, "
-        f"{decoding['decode_only_ms_per_clip_one_core']:.1f} without"
+        f"{decoding['decode_only_ms_per_clip_one_core']:.1f} without; host path ceiling "
+        f"(no model) {host_ceiling['clips_per_s']:.0f} clips/s on {args.workers} reader threads"
     )
 
 
