@@ -39,6 +39,8 @@ KEY_PREFIX_CHARS = 2
 MARKERS = ("key", "etag", "run_id")
 #: Tries of a commit that conflicts with a concurrent writer (each against the new version).
 COMMIT_ATTEMPTS = 8
+#: The MERGE source column that marks a deletion (``KeyedTable.commit``).
+_DELETE_FLAG = "_delete"
 #: Rows read at a time from a partition by a diff (about 8 MB of embeddings).
 _ROWS_PER_READ = 1_024
 
@@ -71,11 +73,25 @@ class TableDiff:
         self.from_version = from_version
         self.to_version = to_version
         self.columns = list(columns) if columns else None
+        self.joined: Callable[[pa.Table], pa.Table] | None = None
+
+    def joining(self, join: Callable[[pa.Table], pa.Table]) -> TableDiff:
+        """This diff with ``join`` applied to every chunk's upserts (columns from elsewhere,
+        such as predicted labels for the index)."""
+        diff = TableDiff(self.table, self.from_version, self.to_version, self.columns)
+        diff.joined = join
+        return diff
 
     def chunks(self) -> Iterator[DiffChunk]:
         """The changes, partition by partition (a table from before partitioning is one), in
         batches of at most ``_ROWS_PER_READ`` rows; partitions whose files are the same in both
         versions are not read."""
+        for chunk in self._chunks():
+            if self.joined is not None:
+                chunk = DiffChunk(self.joined(chunk.upserts), chunk.deleted_keys)
+            yield chunk
+
+    def _chunks(self) -> Iterator[DiffChunk]:
         new = self.table._table(self.to_version)
         old = None if self.from_version is None else self.table._table(self.from_version)
         assert new is not None
@@ -264,6 +280,32 @@ class KeyedTable:
             raise FileNotFoundError(f"no {self.name} table at {self.uri}")
         return TableDiff(self, from_version, target.version(), columns)
 
+    def commit(
+        self, rows: pa.Table, deleted_keys: Sequence[str], run_id: str, sequence: int = 1
+    ) -> int | None:
+        """Upsert ``rows`` and delete ``deleted_keys`` in one table version, as commit number
+        ``sequence`` of ``run_id``.
+
+        Returns the new version, or None when there was nothing to change or this commit of
+        this run is already in the table.
+        """
+        if rows.num_rows == 0 and not deleted_keys:
+            return None
+
+        def upsert_or_delete(merger: TableMerger) -> TableMerger:
+            return (
+                merger.when_matched_delete(predicate=f"s.{_DELETE_FLAG}")
+                .when_matched_update_all(
+                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
+                )
+                .when_not_matched_insert_all(
+                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
+                )
+            )
+
+        source = _merge_source(rows, deleted_keys, self.schema)
+        return self._commit(source, upsert_or_delete, run_id, sequence)
+
     def _app_id(self, run_id: str) -> str:
         return f"{self.app}/{run_id}"
 
@@ -331,6 +373,31 @@ class KeyedTable:
         )
         clauses(merger).execute()
         return table.version()
+
+
+def _merge_source(rows: pa.Table, deleted_keys: Sequence[str], schema: pa.Schema) -> pa.Table:
+    """Upserts and deletions as one MERGE source, with the partition value filled in."""
+    upserts = rows.select([n for n in rows.column_names if n != PARTITION_COLUMN])
+    upserts = upserts.append_column(PARTITION_COLUMN, key_prefixes(upserts["key"]))
+    upserts = upserts.cast(pa.schema([schema.field(n) for n in upserts.column_names]))
+    upserts = upserts.select(schema.names).append_column(
+        _DELETE_FLAG, pa.array([False] * rows.num_rows, pa.bool_())
+    )
+    keys = pa.array(list(deleted_keys), pa.string())
+    deletes = pa.table(
+        {
+            name: (
+                keys
+                if name == "key"
+                else key_prefixes(keys)
+                if name == PARTITION_COLUMN
+                else pa.nulls(len(keys), schema.field(name).type)
+            )
+            for name in schema.names
+        },
+        schema=schema,
+    ).append_column(_DELETE_FLAG, pa.array([True] * len(keys), pa.bool_()))
+    return pa.concat_tables([upserts, deletes])
 
 
 def _is_partitioned(table: DeltaTable) -> bool:

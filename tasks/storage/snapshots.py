@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from deltalake.table import TableMerger
 
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.storage.delta import UTC_MICROS, open_table, read_table
-from tasks.storage.keyed_table import PARTITION_COLUMN, KeyedTable, key_prefixes
+from tasks.storage.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,11 +53,11 @@ SNAPSHOT_SCHEMA = pa.schema(
 )
 
 EMBEDDING_TYPE = pa.list_(pa.float32(), EMBEDDING_SIZE)
-_DELETE_FLAG = "_delete"
 
 
 class SnapshotTable(KeyedTable):
-    """The embeddings snapshot at ``uri`` (a local folder or ``az://`` URL)."""
+    """The embeddings snapshot at ``uri`` (a local folder or ``az://`` URL); ``commit``
+    upserts rows and deletes keys in one version (``KeyedTable.commit``)."""
 
     schema = SNAPSHOT_SCHEMA
     name = "audio_embeddings"
@@ -68,56 +67,6 @@ class SnapshotTable(KeyedTable):
     def cast_read(self, data: pa.Table) -> pa.Table:
         """``embedding`` back to fixed_size_list[2048] (Delta has no fixed-size list)."""
         return _cast_embedding(data)
-
-    def commit(
-        self, rows: pa.Table, deleted_keys: Sequence[str], run_id: str, sequence: int = 1
-    ) -> int | None:
-        """Upsert ``rows`` and delete ``deleted_keys`` in one table version, as commit number
-        ``sequence`` of ``run_id``.
-
-        Returns the new version, or None when there was nothing to change or this commit of
-        this run is already in the table.
-        """
-        if rows.num_rows == 0 and not deleted_keys:
-            return None
-
-        def upsert_or_delete(merger: TableMerger) -> TableMerger:
-            return (
-                merger.when_matched_delete(predicate=f"s.{_DELETE_FLAG}")
-                .when_matched_update_all(
-                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
-                )
-                .when_not_matched_insert_all(
-                    predicate=f"NOT s.{_DELETE_FLAG}", except_cols=[_DELETE_FLAG]
-                )
-            )
-
-        return self._commit(_merge_source(rows, deleted_keys), upsert_or_delete, run_id, sequence)
-
-
-def _merge_source(rows: pa.Table, deleted_keys: Sequence[str]) -> pa.Table:
-    """Upserts and deletions as one MERGE source, with the partition value filled in."""
-    upserts = rows.select([n for n in rows.column_names if n != PARTITION_COLUMN])
-    upserts = upserts.append_column(PARTITION_COLUMN, key_prefixes(upserts["key"]))
-    upserts = upserts.cast(pa.schema([SNAPSHOT_SCHEMA.field(n) for n in upserts.column_names]))
-    upserts = upserts.select(SNAPSHOT_SCHEMA.names).append_column(
-        _DELETE_FLAG, pa.array([False] * rows.num_rows, pa.bool_())
-    )
-    keys = pa.array(list(deleted_keys), pa.string())
-    deletes = pa.table(
-        {
-            name: (
-                keys
-                if name == "key"
-                else key_prefixes(keys)
-                if name == PARTITION_COLUMN
-                else pa.nulls(len(keys), SNAPSHOT_SCHEMA.field(name).type)
-            )
-            for name in SNAPSHOT_SCHEMA.names
-        },
-        schema=SNAPSHOT_SCHEMA,
-    ).append_column(_DELETE_FLAG, pa.array([True] * len(keys), pa.bool_()))
-    return pa.concat_tables([upserts, deletes])
 
 
 def _cast_embedding(data: pa.Table) -> pa.Table:
