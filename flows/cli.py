@@ -29,6 +29,7 @@ from flows.temporary_server import prefect_api
 from tasks.anomaly.scoring import DEFAULT_SCORING, Scoring
 from tasks.anomaly.windows import DEFAULT_SCAN_HOP_SECONDS, DEFAULT_SCAN_WINDOW_SECONDS
 from tasks.audio.decode import decode as decode_audio
+from tasks.classify.classes import parse_class_filter
 from tasks.errors import UserError
 from tasks.model.checkpoint import CheckpointNotFoundError, resolve_checkpoint
 from tasks.settings import (
@@ -242,6 +243,13 @@ def search(
     per_file: Annotated[
         int, typer.Option(min=1, help="With --segments: at most this many hits from one file")
     ] = 1,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only files with this predicted label, LABEL_SET=LABEL (repeatable: any label "
+            "of one set, every set named)"
+        ),
+    ] = None,
 ) -> None:
     """Find the files that sound most like QUERY (with --segments: where in them).
 
@@ -265,6 +273,7 @@ def search(
         "checkpoint_path": str(checkpoint) if checkpoint else None,
         "segments": segments,
         "per_file": per_file,
+        "classes": [parse_class_filter(value) for value in where or []] or None,
     }
     if PREFECT_API_URL.value():
         hits = search_flow(**arguments)
@@ -379,12 +388,25 @@ def make_random_checkpoint(
 @app.command("make-samples")
 def make_samples(
     folder: Annotated[Path, typer.Argument(help="Where to write the sample catalogue")],
+    labelled: Annotated[
+        bool,
+        typer.Option(
+            "--labelled",
+            help="The labelled catalogue instead: machines/<type>/ and speech/<low|high>/, "
+            "with <set>-labels.csv",
+        ),
+    ] = False,
+    per_label: Annotated[int, typer.Option(min=1, help="With --labelled: clips per label")] = 40,
 ) -> None:
-    """Write the synthetic sample catalogue (tones, noise, sweeps, machine sounds)."""
-    from tasks.audio.samples import make_sample_catalogue
+    """Write the synthetic sample catalogue (tones, noise, sweeps, machine sounds), or with
+    --labelled one to try classification on (machine types; two speaker pitch groups)."""
+    from tasks.audio.samples import make_labelled_catalogue, make_sample_catalogue
 
     try:
-        paths = make_sample_catalogue(folder)
+        if labelled:
+            paths = make_labelled_catalogue(folder, per_label)
+        else:
+            paths = make_sample_catalogue(folder)
     except OSError as error:
         raise UserError(
             f"cannot write the samples to {folder}: {error.strerror or error}"
@@ -438,6 +460,105 @@ ScanWindow = Annotated[
 ScanHop = Annotated[
     float, typer.Option(help="Time between scan windows (s), a multiple of the segments too")
 ]
+labels_app = typer.Typer(help="Label sets: a few labelled clips per label.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    name: Annotated[str, typer.Argument(help="Label set name, e.g. gender (a search field)")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A CSV (label, and key or path), a folder of <label>/ folders, or "
+            "metadata:FIELD (the blob metadata ingest stored)"
+        ),
+    ],
+) -> None:
+    """Import (or replace) label set NAME: each row is matched to a catalogue file; rows that
+    match none, have no label or contradict another are reported and skipped."""
+    from tasks.steps.classify import import_labels
+
+    report = import_labels(Settings(), name, source)
+    counts = ", ".join(f"{label} {count}" for label, count in report.counts.items())
+    console.print(
+        f"label set {name}: {report.kept} files ({counts}), table version {report.version}; "
+        f"{len(report.skipped)} rows skipped"
+    )
+    for origin, reason in report.skipped[:20]:
+        console.print(f"  skipped {escape(origin)}: {escape(reason)}")
+    if len(report.skipped) > 20:
+        console.print(f"  ... and {len(report.skipped) - 20} more")
+
+
+@labels_app.command("list")
+def labels_list() -> None:
+    """The label sets, their label counts, and whether a classifier is trained."""
+    from tasks.resources import classifier_store, label_sets
+
+    settings = Settings()
+    sets, store = label_sets(settings), classifier_store(settings)
+    table = Table("label set", "labels", "classifier")
+    for name in sets.names():
+        counts = ", ".join(f"{k} {v}" for k, v in sets.read(name).counts().items())
+        table.add_row(name, counts, store.latest(name).fingerprint if store.has(name) else "-")
+    console.print(table)
+
+
+classify_app = typer.Typer(
+    help="Train classifiers on label sets and label the catalogue.", no_args_is_help=True
+)
+app.add_typer(classify_app, name="classify")
+
+
+@classify_app.command("train")
+def classify_train(
+    name: Annotated[str, typer.Argument(help="The label set to learn")],
+    min_per_class: Annotated[
+        int, typer.Option(min=2, help="Fewest labelled clips a label needs")
+    ] = 5,
+) -> None:
+    """Train a classifier for label set NAME (k-NN or logistic regression, chosen by
+    stratified cross-validation) and show its cross-validated evaluation."""
+    from flows.classify import train_classifier
+    from tasks.reports import evaluation_table
+    from tasks.resources import classifier_store
+
+    with prefect_api():
+        summary = train_classifier(label_set=name, min_per_class=min_per_class)
+    console.print(evaluation_table(classifier_store(Settings()).latest(name)))
+    console.print(
+        f"model {summary.model_fingerprint} stored; confusion matrix and calibration in the "
+        f"classifier-{name.replace('_', '-')} artifact"
+    )
+
+
+@classify_app.command("run")
+def classify_run(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Label sets (default: every trained one)")
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Abstain below this probability (default 0.6)"),
+    ] = None,
+) -> None:
+    """Label the catalogue files new or changed since the last run, and give the index the
+    predicted labels (search --where LABEL_SET=LABEL)."""
+    from flows.classify import classify
+
+    with prefect_api():
+        summaries = classify(label_sets=names or None, min_confidence=min_confidence)
+    if not summaries:
+        console.print("no trained classifier: run 'audio-embeddings classify train NAME' first")
+    for summary in summaries:
+        console.print(
+            f"{summary.label_set}: {summary.predicted} files predicted ({summary.abstained} "
+            f"abstained), {summary.deleted} deleted, {summary.unchanged} unchanged "
+            f"(model {summary.model_fingerprint}, snapshot version {summary.snapshot_version})"
+        )
+
+
 anomaly_app = typer.Typer(
     help="Anomaly scans against references of normal sound.", no_args_is_help=True
 )

@@ -25,6 +25,9 @@ from tasks.storage.sources import (
 
 if TYPE_CHECKING:
     from tasks.anomaly.store import AnomalyStore
+    from tasks.classify.classes import PredictedClasses
+    from tasks.classify.labelsets import LabelSets
+    from tasks.classify.store import ClassifierStore, PredictionsTable
     from tasks.index.interface import VectorIndex
     from tasks.search.catalogue import Catalogue
 
@@ -106,6 +109,38 @@ def anomaly_store(settings: Settings) -> AnomalyStore:
 
     uri = settings.resolved_anomaly_uri()
     return AnomalyStore(uri, table_storage_options(uri, settings))
+
+
+def label_sets(settings: Settings) -> LabelSets:
+    """The label sets table (``<classify uri>/label_sets``), local or on Azure."""
+    from tasks.classify.labelsets import LabelSets
+
+    uri = settings.resolved_classify_uri().rstrip("/") + "/label_sets"
+    return LabelSets(uri, table_storage_options(uri, settings))
+
+
+def classifier_store(settings: Settings) -> ClassifierStore:
+    """The trained classifiers (``<classify uri>/models``), local or on Azure."""
+    from tasks.classify.store import ClassifierStore
+
+    uri = settings.resolved_classify_uri().rstrip("/") + "/models"
+    return ClassifierStore(uri, table_storage_options(uri, settings))
+
+
+def predictions_table(settings: Settings, label_set: str) -> PredictionsTable:
+    """The predictions of one label set (``<classify uri>/predictions/<label set>``)."""
+    from tasks.classify.store import PredictionsTable
+
+    uri = settings.resolved_classify_uri().rstrip("/") + f"/predictions/{label_set}"
+    return PredictionsTable(uri, table_storage_options(uri, settings))
+
+
+def predicted_classes(settings: Settings, keys: list[str] | None = None) -> PredictedClasses:
+    """Every label set's current predictions (of ``keys`` only, when given), as index values."""
+    from tasks.classify.classes import PredictedClasses
+
+    tables = [predictions_table(settings, name) for name in label_sets(settings).names()]
+    return PredictedClasses.load(tables, keys)
 
 
 def open_index(settings: Settings, segments: bool = False) -> VectorIndex:

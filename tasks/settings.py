@@ -218,6 +218,15 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
     )
     quarantine_uri: str | None = Field(None, description="Delta table of rejected inputs")
     anomaly_uri: str | None = Field(None, description="Folder (or az://) of the anomaly tables")
+    classify_uri: str | None = Field(
+        None, description="Folder (or az://) of the label sets, classifiers and predictions"
+    )
+    classify_min_confidence: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="A predicted label below this probability is marked abstained, not given",
+    )
     index_backend: Literal["lancedb", "azure_search"] = Field(
         "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
     )
@@ -292,6 +301,10 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
     def resolved_anomaly_uri(self) -> str:
         """Where anomaly results and calibrations live, defaulting under ``data_dir``."""
         return self.anomaly_uri or str((self.data_dir / "anomaly").resolve())
+
+    def resolved_classify_uri(self) -> str:
+        """Where label sets, classifiers and predictions live, defaulting under ``data_dir``."""
+        return self.classify_uri or str((self.data_dir / "classify").resolve())
 
     def resolved_index_uri(self) -> str:
         """The LanceDB folder, defaulting under ``data_dir``."""

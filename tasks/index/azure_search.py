@@ -153,14 +153,20 @@ class AzureSearchIndex:
             )
             self.indexes.create_or_update_alias(SearchAlias(name=self.name, indexes=[current]))
             return current
-        wanted = vector_shape(index_definition(current, self.settings, self.layout))
-        found = vector_shape(self.indexes.get_index(current))
+        definition = index_definition(current, self.settings, self.layout)
+        existing = self.indexes.get_index(current)
+        wanted, found = vector_shape(definition), vector_shape(existing)
         if wanted != found:
             raise IndexIncompatibleError(
                 f"index {current} has vector shape {found} but the settings ask for {wanted} "
                 "(dimensions, m, efConstruction, efSearch, metric, compression): run "
                 "`audio-embeddings refresh-index --rebuild` to build a new index and switch to it"
             )
+        have = {f.name for f in existing.fields}
+        added = [f for f in definition.fields if f.name not in have]
+        if added:  # fields added since the index was made (predicted labels): add in place
+            existing.fields = [*existing.fields, *added]
+            self.indexes.create_or_update_index(existing)
         return current
 
     # -- writing ----------------------------------------------------------------------------
@@ -286,6 +292,7 @@ class AzureSearchIndex:
     ) -> tuple[list[tuple[str, dict]], list[str]]:
         batch = IndexDocumentsBatch()
         batch.add_merge_or_upload_actions([d for kind, d in actions if kind == "mergeOrUpload"])
+        batch.add_merge_actions([d for kind, d in actions if kind == "merge"])
         batch.add_delete_actions([d for kind, d in actions if kind == "delete"])
         try:
             results = client.index_documents(batch)
@@ -297,10 +304,14 @@ class AzureSearchIndex:
         retry_keys = {
             r.key for r in results if not r.succeeded and r.status_code in RETRYABLE_DOCUMENT_STATUS
         }
+        merges = {d["key"] for kind, d in actions if kind == "merge"}
         failed = [
             r.key
             for r in results
-            if not r.succeeded and r.status_code not in RETRYABLE_DOCUMENT_STATUS
+            if not r.succeeded
+            and r.status_code not in RETRYABLE_DOCUMENT_STATUS
+            # a merge into a document not indexed yet: the next refresh writes it whole
+            and not (r.status_code == 404 and r.key in merges)
         ]
         return [a for a in actions if a[1]["key"] in retry_keys], failed
 
@@ -341,6 +352,30 @@ class AzureSearchIndex:
         return None
 
     @_reaching_service
+    @_reaching_service
+    def set_classes(self, classes: dict[str, list[str]]) -> None:
+        if not classes:
+            return
+        index = self.ensure()
+        client = SearchClient(self.endpoint, index, self.credential, retry_total=0)
+        actions = (
+            ("merge", {"key": key, "classes": sorted(values)})
+            for key, values in sorted(classes.items())
+        )
+        failed: list[str] = []
+        for batch in _batches(
+            actions, self.settings.search_batch_max_documents, self.settings.search_batch_max_bytes
+        ):
+            failed.extend(self._send(client, batch))
+        if failed:
+            raise IndexRefreshError(
+                f"{len(failed)} of {len(classes)} predicted-label updates failed for {index} "
+                f"(first: {failed[:3]}); run the classify flow again to resend them",
+                len(classes) - len(failed),
+                0,
+                failed,
+            )
+
     def count(self) -> int:
         if self.current_index() is None:
             return 0

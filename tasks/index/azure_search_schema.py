@@ -82,6 +82,9 @@ def _fields(layout: Layout) -> list[SearchField]:
         SimpleField(name="model", type=string, filterable=True, facetable=True),
         SimpleField(name="checkpoint_sha256", type=string, filterable=True),
         version,
+        # predicted labels, "<label set>=<label>" (tasks.classify.classes); added last, so an
+        # index deployed before it gains it in place (Azure AI Search allows adding fields)
+        SimpleField(name="classes", type=collection(string), filterable=True, facetable=True),
     ]
 
 
@@ -214,6 +217,7 @@ def document(row: dict, table_version: int, layout: Layout = FILES) -> dict:
             "last_modified": modified.isoformat() if modified else None,
             "model": row["model"],
             "checkpoint_sha256": row["checkpoint_sha256"],
+            "classes": list(row.get("classes") or []),
         }
     # float32 carries ~7 significant digits; more only inflates the JSON
     return {**common, **specific, VECTOR_FIELD: [float(f"{x:.7g}") for x in vector]}

@@ -15,14 +15,24 @@ _LAST_CHARACTER = chr(0x10FFFF)
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restrict a search: paths under a prefix and/or files tagged with any of some labels."""
+    """Restrict a search: paths under a prefix, files tagged with any of some AudioSet labels,
+    and/or files with predicted labels (``classes``: ``<label set>=<label>`` values; any of a
+    set's values, every set named)."""
 
     path_prefix: str | None = None
     any_labels: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.path_prefix and not self.any_labels
+        return not self.path_prefix and not self.any_labels and not self.classes
+
+    def classes_by_set(self) -> list[list[str]]:
+        """The class values grouped by label set: any within a group, all groups."""
+        groups: dict[str, list[str]] = {}
+        for value in self.classes:
+            groups.setdefault(value.partition("=")[0], []).append(value)
+        return list(groups.values())
 
 
 def sql_predicate(where: SearchFilter | None) -> str | None:
@@ -35,6 +45,9 @@ def sql_predicate(where: SearchFilter | None) -> str | None:
     if where.any_labels:
         labels = ", ".join(quote_literal(label) for label in where.any_labels)
         parts.append(f"array_has_any(labels, [{labels}])")
+    for group in where.classes_by_set():
+        values = ", ".join(quote_literal(value) for value in group)
+        parts.append(f"array_has_any(classes, [{values}])")
     return " AND ".join(parts)
 
 
@@ -54,4 +67,7 @@ def odata_filter(where: SearchFilter | None) -> str | None:
     if where.any_labels:
         alternatives = " or ".join(f"l eq {quote_literal(label)}" for label in where.any_labels)
         parts.append(f"labels/any(l: {alternatives})")
+    for group in where.classes_by_set():
+        alternatives = " or ".join(f"c eq {quote_literal(value)}" for value in group)
+        parts.append(f"classes/any(c: {alternatives})")
     return " and ".join(f"({p})" for p in parts)

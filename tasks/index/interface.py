@@ -29,6 +29,8 @@ class SearchHit:
     score: float
     duration_seconds: float
     labels: list[str] = field(default_factory=list)
+    #: predicted labels, ``<label set>=<label>`` (file hits only)
+    classes: list[str] = field(default_factory=list)
     start_seconds: float | None = None
     end_seconds: float | None = None
 
@@ -75,6 +77,11 @@ class VectorIndex(Protocol):
 
     def count(self) -> int:
         """Documents in the index."""
+        ...
+
+    def set_classes(self, classes: dict[str, list[str]]) -> None:
+        """Replace the predicted labels of the documents of ``classes``' keys (files layout);
+        keys not indexed yet are skipped (a refresh adds them with their labels)."""
         ...
 
     def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int] | None:

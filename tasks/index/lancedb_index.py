@@ -63,6 +63,15 @@ class LanceDBIndex:
     def _open(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
         return self._db.create_table(name, schema=schema, exist_ok=True)
 
+    def _documents_table(self) -> lancedb.table.Table:
+        """The documents table; one made before a derived column existed (predicted labels)
+        gains it, all null, in place."""
+        table = self._open(self.name, self.schema)
+        missing = [f for f in self.layout.derived if f.name not in table.schema.names]
+        if missing:
+            table.add_columns(missing)
+        return table
+
     def reflected_version(self, snapshot_uri: str) -> int | None:
         state = self._open(f"{self.name}_state", STATE_SCHEMA).to_arrow()
         for uri, version in zip(
@@ -76,7 +85,7 @@ class LanceDBIndex:
         if diff.from_version is None:  # a first fill: one streamed write, no key matching
             self.rebuild(diff, snapshot_uri)
             return RefreshResult(None, diff.to_version, self.count(), 0)
-        table = self._open(self.name, self.schema)
+        table = self._documents_table()
         upserted = deleted = 0
         for batch in diff.batches():  # one batch of partitions at a time: memory stays flat
             if batch.upserts.num_rows:
@@ -145,7 +154,7 @@ class LanceDBIndex:
         # a file holds many segments: look further, then keep the best per file
         limit = min(max(k * 10, 50), 1_000) if segments else k
         query = (
-            self._open(self.name, self.schema)
+            self._documents_table()
             .search(check_query_vector(vector), vector_column_name="vector")
             .metric("cosine")
             .limit(limit)
@@ -164,7 +173,7 @@ class LanceDBIndex:
 
     def has_ann_index(self) -> bool:
         """Whether the vector column has an ANN index."""
-        indices = self._open(self.name, self.schema).list_indices()
+        indices = self._documents_table().list_indices()
         return any("vector" in index.columns for index in indices)
 
     def _maintain_ann(self, table: lancedb.table.Table) -> None:
@@ -181,16 +190,28 @@ class LanceDBIndex:
     def ann_parameters(self, table: lancedb.table.Table | None = None) -> dict[str, int]:
         """The IVF partition count the index is (or would be) built with: about the square
         root of the rows, so a partition holds about as many vectors as there are partitions."""
-        rows = (table or self._open(self.name, self.schema)).count_rows()
+        rows = (table or self._documents_table()).count_rows()
         return {"num_partitions": max(16, round(rows**0.5))}
 
     def count(self) -> int:
-        return self._open(self.name, self.schema).count_rows()
+        return self._documents_table().count_rows()
+
+    def set_classes(self, classes: dict[str, list[str]]) -> None:
+        if not classes:
+            return
+        table = self._documents_table()
+        keys = sorted(classes)
+        update = pa.table(
+            {"key": keys, "classes": [sorted(classes[key]) for key in keys]},
+            schema=pa.schema([pa.field("key", pa.string()), self.schema.field("classes")]),
+        )
+        # matched rows only: a key not indexed yet gets its labels from the next refresh
+        table.merge_insert("key").when_matched_update_all().execute(update)
 
     def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int]:
         """Compact the table's fragments, fold new rows into its ANN index, and remove
         versions older than ``retention``; returns fragments and versions before and after."""
-        table = self._open(self.name, self.schema)
+        table = self._documents_table()
         before = {
             "fragments_before": table.stats()["fragment_stats"]["num_fragments"],
             "versions_before": len(table.list_versions()),
@@ -207,7 +228,7 @@ class LanceDBIndex:
 
     def document_keys(self) -> set[str]:
         """Every document key (for checks that the index equals a snapshot)."""
-        table = self._open(self.name, self.schema)
+        table = self._documents_table()
         keys = table.search().select(["key"]).limit(max(table.count_rows(), 1)).to_arrow()
         return set(keys.column("key").to_pylist())
 

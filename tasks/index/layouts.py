@@ -29,11 +29,15 @@ class Layout:
     columns: tuple[str, ...]
     source_schema: pa.Schema
     vector_type: pa.DataType
+    #: Columns that do not come from the table but are joined in (predicted labels): null
+    #: when the rows lack them.
+    derived: tuple[pa.Field, ...] = ()
 
     @property
     def lancedb_schema(self) -> pa.Schema:
         return pa.schema(
             [self.source_schema.field(name) for name in self.columns]
+            + list(self.derived)
             + [pa.field("vector", self.vector_type)]
         )
 
@@ -46,10 +50,12 @@ class Layout:
             )
         else:
             vectors = rows["embedding"]
-        schema = self.lancedb_schema
-        return pa.table({**{name: rows[name] for name in self.columns}, "vector": vectors}).cast(
-            schema
-        )
+        derived = {
+            f.name: rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+            for f in self.derived
+        }
+        columns = {**{name: rows[name] for name in self.columns}, **derived, "vector": vectors}
+        return pa.table(columns).cast(self.lancedb_schema)
 
     @property
     def returned(self) -> list[str]:
@@ -57,7 +63,7 @@ class Layout:
         common = ["source_uri", "path", "labels"]
         if self.kind == "segments":
             return ["file_key", *common, "start_seconds", "end_seconds"]
-        return ["key", *common, "duration_seconds"]
+        return ["key", *common, "duration_seconds", *(f.name for f in self.derived)]
 
     def hit(self, row: dict, score: float) -> SearchHit:
         """A found row (returned columns) as a hit; a segment hit carries its file's key."""
@@ -80,6 +86,7 @@ class Layout:
             score=score,
             duration_seconds=row["duration_seconds"],
             labels=labels,
+            classes=list(row.get("classes") or []),
         )
 
 
@@ -100,6 +107,8 @@ FILES = Layout(
     ),
     source_schema=SNAPSHOT_SCHEMA,
     vector_type=pa.list_(pa.float32(), EMBEDDING_SIZE),
+    # predicted labels, "<label set>=<label>" (tasks.classify.classes)
+    derived=(pa.field("classes", pa.list_(pa.string())),),
 )
 SEGMENTS = Layout(
     kind="segments",

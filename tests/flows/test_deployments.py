@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
         "search",
         "refresh-index",
         "weekly-maintain",
+        "classify",
+        "train-classifier",
     }
     assert expected <= set(deployments)
     nightly = deployments["nightly-ingest"]
@@ -75,6 +78,7 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
     assert scan.parameters["reference_prefix"] == "pump-07/normal/"
     upkeep = deployments["weekly-maintain"]
     assert [s.schedule.cron for s in upkeep.schedules] == ["0 3 * * 0"]
+    assert [s.schedule.cron for s in deployments["classify"].schedules] == ["30 4 * * *"]
     sensor = deployments["blob-sensor"]
     assert [s.active for s in sensor.schedules] == [False]
     # The UI renders forms from these schemas: typed, and every field says what it means.
@@ -121,3 +125,36 @@ def test_blob_created_events_start_one_run_per_burst_with_the_blob_url(deploymen
     (url,) = runs[0].parameters["blob_urls"]
     assert url in {blob.url for blob in blobs}
     assert runs[0].expected_start_time > datetime.now(UTC)  # scheduled after the burst window
+
+
+def test_a_completed_ingest_starts_a_classify_run_and_other_flows_do_not(
+    deployments: dict,
+) -> None:
+    deployment = deployments["classify"]
+
+    def completed(flow_name: str) -> None:
+        emit_event(
+            event="prefect.flow-run.Completed",
+            resource={"prefect.resource.id": f"prefect.flow-run.{uuid.uuid4()}"},
+            related=[
+                {
+                    "prefect.resource.id": f"prefect.flow.{uuid.uuid4()}",
+                    "prefect.resource.role": "flow",
+                    "prefect.resource.name": flow_name,
+                }
+            ],
+        )
+
+    def runs() -> list:
+        with get_client(sync_client=True) as client:
+            return client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
+
+    completed("anomaly-scan")
+    completed("ingest")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not runs():
+        time.sleep(1)
+    time.sleep(3)  # time for a wrong match on the anomaly scan to start a second run
+    assert len(runs()) == 1

@@ -336,3 +336,37 @@ def test_a_segments_index_beside_the_file_index(
     assert len({h.key for h in hits}) == len(hits)  # one segment per file
     per_file = index.search(vector, k=3, per_file=3)
     assert [h.key for h in per_file].count(row["file_key"]) >= 2
+
+
+def test_predicted_labels_are_added_to_an_older_index_set_in_place_and_filtered(
+    emulator, snapshot: SnapshotTable
+) -> None:
+    from tasks.index.refresh import refresh_index
+
+    index = AzureSearchIndex(_settings(emulator), "audio")
+    index.apply(snapshot.diff(None), snapshot.uri)
+    # an index deployed before predicted labels existed: no field, no values
+    definition = emulator.indexes["audio-v1"]
+    definition["fields"] = [f for f in definition["fields"] if f["name"] != "classes"]
+    for document in emulator.documents["audio-v1"].values():
+        document.pop("classes", None)
+    rows = snapshot.read().to_pylist()
+    first, second = rows[0]["key"], rows[1]["key"]
+    index.set_classes({first: ["machine=pump"], second: ["machine=fan"], "not-indexed": ["x=y"]})
+    assert "classes" in {f["name"] for f in emulator.indexes["audio-v1"]["fields"]}
+    assert emulator.documents["audio-v1"][first]["classes"] == ["machine=pump"]
+    assert "not-indexed" not in emulator.documents["audio-v1"]  # merged, never created
+    query = np.asarray(rows[0]["embedding"], dtype=np.float32)
+    hits = index.search(query, k=10, where=SearchFilter(classes=("machine=pump",)))
+    assert [(h.key, h.classes) for h in hits] == [(first, ["machine=pump"])]
+    either = index.search(query, k=10, where=SearchFilter(classes=("machine=pump", "machine=fan")))
+    assert {h.key for h in either} == {first, second}
+    # a rebuild writes whole documents: the labels ride along from the classes column
+    refresh_index(
+        index,
+        snapshot,
+        rebuild=True,
+        classes=lambda rows: pa.array([["machine=fan"]] * rows.num_rows, pa.list_(pa.string())),
+    )
+    rebuilt = emulator.documents[index.current_index()]
+    assert {tuple(d["classes"]) for d in rebuilt.values()} == {("machine=fan",)}

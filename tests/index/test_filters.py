@@ -24,3 +24,17 @@ def test_odata_filter_escapes_and_parses() -> None:
     assert not predicate({"path": "a'c/x.wav", "labels": ["e"]})
     assert not predicate({"path": "a'b/x.wav", "labels": ["c"]})
     assert odata_filter(SearchFilter()) is None
+
+
+def test_predicted_labels_match_any_label_of_a_set_and_every_set_named() -> None:
+    where = SearchFilter(classes=("gender=female", "machine=pump", "gender=o'x"))
+    assert sql_predicate(where) == (
+        "array_has_any(classes, ['gender=female', 'gender=o''x']) AND "
+        "array_has_any(classes, ['machine=pump'])"
+    )
+    predicate = parse_filter(odata_filter(where))
+    assert predicate({"classes": ["gender=female", "machine=pump"]})
+    assert predicate({"classes": ["gender=o'x", "machine=pump"]})
+    assert not predicate({"classes": ["gender=female"]})  # no machine label
+    assert not predicate({"classes": ["gender=male", "machine=pump"]})
+    assert not predicate({"classes": []})
