@@ -5,6 +5,7 @@ GET  /api/search            key= | path= | url=, same options
 GET  /api/audio/{key}       a catalogue file's audio, with byte ranges (players seek)
 GET  /api/anomalies         each scanned clip's newest verdict, furthest over threshold first
 GET  /api/labels            the AudioSet labels (filter suggestions)
+GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
 POST /api/login             API key -> session cookie (for the page)
 GET  /healthz               liveness, what is loaded, batching counters
 GET  /                      the page; /docs and /openapi.json: the schema
@@ -63,6 +64,9 @@ class Hit(BaseModel):
     score: float
     duration_seconds: float
     labels: list[str]
+    classes: list[str] = Field(
+        default_factory=list, description="Predicted labels, LABEL_SET=LABEL (file matches)"
+    )
     start_seconds: float | None = Field(None, description="Segment matches: where it starts (s)")
     end_seconds: float | None = Field(None, description="Segment matches: where it ends (s)")
     audio_url: str = Field(description="The file's audio (seek to start_seconds for a segment)")
@@ -150,11 +154,17 @@ def create_app(
         label: Annotated[list[str] | None, Form()] = None,
         segments: Annotated[bool, Form()] = False,
         per_file: Annotated[int, Form(ge=1, le=100)] = 1,
+        where: Annotated[
+            list[str] | None,
+            Form(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+        ] = None,
     ) -> SearchResponse:
         """Search with an uploaded file: decoded by the pipeline's checked decoder."""
         data = await _read_limited(file, settings.serve_max_upload_bytes)
         audio = QueryAudio(file.filename or "upload", data)
-        options = SearchOptions(top, path_prefix, tuple(label or ()), segments, per_file)
+        options = SearchOptions(
+            top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+        )
         answer = await anyio.to_thread.run_sync(service.search_audio, audio, options)
         return _response(answer)
 
@@ -170,12 +180,18 @@ def create_app(
         label: Annotated[list[str] | None, Query()] = None,
         segments: bool = False,
         per_file: Annotated[int, Query(ge=1, le=100)] = 1,
+        where: Annotated[
+            list[str] | None,
+            Query(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+        ] = None,
     ) -> SearchResponse:
         """Search with a file of the catalogue (its stored vector) or a blob."""
         given = [name for name, value in (("key", key), ("path", path), ("url", url)) if value]
         if len(given) != 1:
             raise HTTPException(422, "give exactly one of key, path or url")
-        options = SearchOptions(top, path_prefix, tuple(label or ()), segments, per_file)
+        options = SearchOptions(
+            top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+        )
         if url:
             return _response(service.search_blob(url, options))
         return _response(service.search_catalogue(key or path or "", options))
@@ -216,6 +232,12 @@ def create_app(
         """The AudioSet label names files are tagged with."""
         return sorted(audioset_labels().names)
 
+    @api.get("/predicted-labels")
+    def predicted_labels() -> dict[str, dict[str, int]]:
+        """Each label set's predicted labels and how many files carry each (the page's
+        facets; filter with ``where=LABEL_SET=LABEL``)."""
+        return service.predicted_labels()
+
     app.include_router(api)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -242,6 +264,7 @@ def _hit(hit: SearchHit) -> Hit:
         score=hit.score,
         duration_seconds=hit.duration_seconds,
         labels=hit.labels,
+        classes=hit.classes,
         start_seconds=hit.start_seconds,
         end_seconds=hit.end_seconds,
         audio_url=f"/api/audio/{hit.key}",

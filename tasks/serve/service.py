@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
+from tasks.classify.classes import parse_class_filter
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
@@ -40,10 +41,17 @@ class SearchOptions:
     labels: tuple[str, ...] = ()
     segments: bool = False
     per_file: int = 1
+    #: predicted labels, LABEL_SET=LABEL (checked when the filter is made)
+    classes: tuple[str, ...] = ()
 
     @property
     def where(self) -> SearchFilter:
-        return SearchFilter(path_prefix=self.path_prefix or None, any_labels=self.labels)
+        wanted = tuple(parse_class_filter(value) for value in self.classes)
+        if wanted and self.segments:
+            raise UserError("predicted labels filter file search only, not segments")
+        return SearchFilter(
+            path_prefix=self.path_prefix or None, any_labels=self.labels, classes=wanted
+        )
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,20 @@ class SearchService:
         listed = rows.to_pylist()
         listed.sort(key=_most_urgent_first)
         return listed[:limit]
+
+    def predicted_labels(self) -> dict[str, dict[str, int]]:
+        """Each label set's predicted labels and how many files carry them (abstentions
+        left out): the page's facets."""
+        from tasks.classify.predict import label_counts
+        from tasks.resources import label_sets, predictions_table
+
+        facets = {}
+        for name in label_sets(self.settings).names():
+            counts = label_counts(predictions_table(self.settings, name))
+            counts.pop("(abstained)", None)
+            if counts:
+                facets[name] = counts
+        return facets
 
     def health(self) -> dict:
         """What is loaded and how batching went (for /healthz and the benchmark)."""

@@ -84,6 +84,7 @@ def served(
             snapshot_version=1,
             window_seconds=1.0,
         )
+        _predict_kinds(settings)
         service = SearchService.start(settings)
         app = create_app(service, Authenticator(ServeSettings()), ServeSettings())
         with running(app) as url:
@@ -102,3 +103,38 @@ def _clip(keys: dict[str, str], path: str, score: float, worst: float) -> ClipSc
         worst_window_start_seconds=worst,
         nearest_reference_paths=["tones/a440.wav"],
     )
+
+
+def _predict_kinds(settings: Settings) -> None:
+    """Predictions of a label set ``kind`` as the classify flow stores them (tones: tonal, the
+    rest: other; the chirp abstained), given to the index as the flow does."""
+    import pyarrow as pa
+
+    from tasks.classify.labelsets import LABEL_SETS_SCHEMA
+    from tasks.classify.store import PREDICTIONS_SCHEMA
+    from tasks.resources import label_sets, open_catalogue, predictions_table
+    from tasks.steps.classify import push_classes
+
+    rows = open_catalogue(settings).snapshot.read(columns=["key", "path", "etag"]).to_pylist()
+    labelled = [{"label_set": "kind", "key": r["key"], "label": "x"} for r in rows]
+    label_sets(settings).replace("kind", pa.Table.from_pylist(labelled, schema=LABEL_SETS_SCHEMA))
+    predictions = []
+    for row in rows:
+        label = "tonal" if row["path"].startswith("tones/") else "other"
+        abstained = row["path"].startswith("sweeps/")
+        predictions.append(
+            {
+                **row,
+                "label_set": "kind",
+                "label": None if abstained else label,
+                "best_label": label,
+                "probability": 0.5 if abstained else 0.9,
+                "abstained": abstained,
+                "model_fingerprint": "test",
+                "snapshot_version": 1,
+                "run_id": "test",
+            }
+        )
+    table = pa.Table.from_pylist(predictions, schema=PREDICTIONS_SCHEMA)
+    predictions_table(settings, "kind").commit(table, [], "test")
+    push_classes(settings, [r["key"] for r in rows])

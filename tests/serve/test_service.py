@@ -168,3 +168,25 @@ def test_health_schema_and_page(served: Served) -> None:
     page = httpx.get(served.url + "/")
     assert page.status_code == 200 and 'id="query-file"' in page.text
     assert httpx.get(served.url + "/static/app.js").status_code == 200
+
+
+def test_predicted_labels_are_facets_and_filters(served: Served) -> None:
+    facets = _checked(httpx.get(f"{served.url}/api/predicted-labels")).json()
+    assert facets == {"kind": {"other": 2, "tonal": 2}}  # the abstained chirp is in neither
+    tonal = upload(served, A440, top="10", where="kind=tonal").json()["hits"]
+    assert {h["path"] for h in tonal} == {"tones/a440.wav", "tones/a220.flac"}
+    assert all(h["classes"] == ["kind=tonal"] for h in tonal)
+    by_path = httpx.get(
+        f"{served.url}/api/search",
+        params=[("path", A440), ("top", 10), ("where", "kind=other"), ("where", "kind=tonal")],
+    ).json()["hits"]
+    assert {h["path"] for h in by_path} == {
+        "tones/a440.wav",
+        "tones/a220.flac",
+        "noise/white.ogg",
+        "machines/ticker.wav",
+    }
+    refused = upload(served, A440, where="kind")
+    assert refused.status_code == 400 and "LABEL_SET=LABEL" in refused.json()["detail"]
+    segments = upload(served, A440, where="kind=tonal", segments="true")
+    assert segments.status_code == 400 and "file search only" in segments.json()["detail"]

@@ -52,6 +52,9 @@ function options() {
   if ($("path-prefix").value.trim()) form.set("path_prefix", $("path-prefix").value.trim());
   if ($("label").value.trim()) form.append("label", $("label").value.trim());
   if ($("segments").checked) form.set("segments", "true");
+  for (const facet of document.querySelectorAll("#facets select")) {
+    if (facet.value) form.append("where", `${facet.dataset.labelSet}=${facet.value}`);
+  }
   return form;
 }
 
@@ -62,7 +65,11 @@ function showResults(answer) {
   answer.hits.forEach((hit, i) => {
     const where = hit.start_seconds != null ? ` · ${seconds(hit.start_seconds)} – ${seconds(hit.end_seconds)}` : "";
     const chips = element("span", { class: "chips" }, ...hit.labels.map((label) =>
-      element("span", { class: "chip", title: "filter by this label", onclick: () => { $("label").value = label; search(); } }, label)));
+      element("span", { class: "chip", title: "filter by this label", onclick: () => { $("label").value = label; search(); } }, label)),
+      ...(hit.classes || []).map((value) => {
+        const [labelSet, label] = value.split("=");
+        return element("span", { class: "chip predicted", title: `predicted ${labelSet}: filter by it`, onclick: () => { facetSelect(labelSet).value = label; search(); } }, value);
+      }));
     list.append(element("li", { class: "hit", "data-key": hit.key },
       element("span", { class: "rank" }, `${i + 1}`),
       element("div", {},
@@ -177,10 +184,26 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   if (location.hash === "#anomalies") show("anomalies");
   loadLabels();
+  loadFacets();
   fetch("/healthz").then((r) => r.json()).then((health) => {
     $("health").textContent = `${health.files_indexed.toLocaleString()} files indexed · ${health.model} on ${health.device}${health.official_checkpoint ? "" : " · random/unofficial weights"}`;
   }).catch(() => {});
 });
+
+function facetSelect(labelSet) {
+  return document.querySelector(`#facets select[data-label-set="${CSS.escape(labelSet)}"]`);
+}
+
+async function loadFacets() {
+  try {
+    const facets = await api("/api/predicted-labels");
+    $("facets").replaceChildren(...Object.entries(facets).map(([labelSet, counts]) =>
+      element("label", {}, `${labelSet} `,
+        element("select", { "data-label-set": labelSet, id: `facet-${labelSet}` },
+          element("option", { value: "" }, "any"),
+          ...Object.entries(counts).map(([label, count]) => element("option", { value: label }, `${label} (${count.toLocaleString()})`))))));
+  } catch (_) { /* no predicted labels yet */ }
+}
 
 async function loadLabels() {
   try {
