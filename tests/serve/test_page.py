@@ -81,6 +81,7 @@ def screenshot(driver, name: str) -> None:
 
 def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     browser.get(served.url + "/")
     browser.find_element(By.ID, "query-file").send_keys(str(served.catalogue / "tones/a440.wav"))
@@ -112,6 +113,22 @@ def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
             == {"tones/a440.wav", "tones/a220.flac"}
         ),
     )
+    # a predicted-label facet, with the files' counts; the folder filter cleared first
+    browser.find_element(By.ID, "path-prefix").clear()
+    facet = wait_for(browser, lambda d: d.find_elements(By.ID, "facet-kind"))[0]
+    options = [o.text for o in facet.find_elements(By.TAG_NAME, "option")]
+    assert options == ["any", "other (2)", "tonal (2)"]
+    Select(facet).select_by_value("other")
+    browser.find_element(By.ID, "search-button").click()
+    wait_for(
+        browser,
+        lambda d: (
+            {e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .path")}
+            == {"noise/white.ogg", "machines/ticker.wav"}
+        ),
+    )
+    chips = browser.find_elements(By.CSS_SELECTOR, "#results .chip.predicted")
+    assert {chip.text for chip in chips} == {"kind=other"}
 
 
 def test_anomaly_view_player_starts_at_the_worst_window(served: Served, browser) -> None:
