@@ -38,6 +38,9 @@ param snapshotUri string = 'az://embeddings/snapshots'
 @description('Folder of anomaly scan tables, e.g. az://embeddings/anomaly.')
 param anomalyUri string = 'az://embeddings/anomaly'
 
+@description('Folder of label sets, classifiers and predictions (the page\'s facets).')
+param classifyUri string = 'az://embeddings/classify'
+
 @description('https://<service>.search.windows.net (search.bicep output searchEndpoint).')
 param searchEndpoint string
 
@@ -104,6 +107,7 @@ var baseEnvironment = [
   { name: 'AUDIO_EMBEDDINGS_BLOB_ACCOUNT_URL', value: blobAccountUrl }
   { name: 'AUDIO_EMBEDDINGS_SNAPSHOT_URI', value: snapshotUri }
   { name: 'AUDIO_EMBEDDINGS_ANOMALY_URI', value: anomalyUri }
+  { name: 'AUDIO_EMBEDDINGS_CLASSIFY_URI', value: classifyUri }
   { name: 'AUDIO_EMBEDDINGS_INDEX_BACKEND', value: 'azure_search' }
   { name: 'AUDIO_EMBEDDINGS_SEARCH_ENDPOINT', value: searchEndpoint }
   { name: 'AUDIO_EMBEDDINGS_INDEX_NAME', value: indexName }

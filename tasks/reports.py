@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -17,14 +18,16 @@ from prefect.artifacts import (
 from rich.table import Table
 
 from tasks.anomaly.scoring import Calibration, ClipScore
-from tasks.classify.predict import ClassifyResult
-from tasks.classify.store import Classifier
 from tasks.index.interface import RefreshResult, SearchHit
 from tasks.ingest.commit import CommitResult
 from tasks.ingest.plan import ChangePlan
 from tasks.model.checkpoint import ResolvedCheckpoint
 from tasks.storage.quarantine import Failure
 from tasks.storage.upkeep import TableUpkeep
+
+if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
+    from tasks.classify.predict import ClassifyResult
+    from tasks.classify.store import Classifier
 
 RANDOM_WEIGHTS_WARNING = (
     "NOT the official Cnn14 checkpoint: embeddings, scores and labels carry no meaning."

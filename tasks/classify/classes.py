@@ -5,15 +5,18 @@ a ``classes`` field that both index backends filter on (``search --where gender=
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from tasks.classify.labelsets import check_name
-from tasks.classify.store import PredictionsTable
 from tasks.errors import UserError
 from tasks.storage.delta import scan
+
+if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
+    from tasks.classify.store import PredictionsTable
 
 CLASSES_TYPE = pa.list_(pa.string())
 
