@@ -215,13 +215,19 @@ def search_table(query: str, hits: list[SearchHit]) -> Table:
         ("top labels", "left"),
     ]:
         table.add_column(name, justify=justify)
+    predicted = any(hit.classes for hit in hits)
+    if predicted:
+        table.add_column("predicted", justify="left")
     for rank, hit in enumerate(hits, start=1):
         span = (
             [f"{hit.start_seconds:.1f}", f"{hit.end_seconds:.1f}"]
             if segments
             else [f"{hit.duration_seconds:.1f}"]
         )
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.path, *span, ", ".join(hit.labels[:3]))
+        extra = [", ".join(hit.classes)] if predicted else []
+        table.add_row(
+            str(rank), f"{hit.score:.4f}", hit.path, *span, ", ".join(hit.labels[:3]), *extra
+        )
     return table
 
 

@@ -196,3 +196,17 @@ def test_unexpected_errors_keep_their_traceback(
     result = CliRunner().invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
     assert isinstance(result.exception, RuntimeError)  # not turned into a one-line message
     assert result.exit_code == 1 and "error:" not in result.output
+
+
+def test_classify_mistakes_name_the_fix(
+    data_dir: dict[str, str], catalogue: Path, tmp_path: Path
+) -> None:
+    query = str(catalogue / "tones/a440.wav")
+    assert_user_error(
+        run_cli("search", query, "--where", "gender", env=data_dir), "write LABEL_SET=LABEL"
+    )
+    assert_user_error(
+        run_cli("labels", "import", "gender", str(tmp_path / "none.csv"), env=data_dir),
+        "ingest the audio before labelling it",
+    )
+    assert_user_error(run_cli("classify", "train", "gender", env=data_dir), "no label set 'gender'")
