@@ -515,8 +515,8 @@ app.add_typer(classify_app, name="classify")
 def classify_train(
     name: Annotated[str, typer.Argument(help="The label set to learn")],
     min_per_class: Annotated[
-        int, typer.Option(min=2, help="Fewest labelled clips a label needs")
-    ] = 5,
+        int | None, typer.Option(min=2, help="Fewest labelled clips a label needs (default 5)")
+    ] = None,
 ) -> None:
     """Train a classifier for label set NAME (k-NN or logistic regression, chosen by
     stratified cross-validation) and show its cross-validated evaluation."""
@@ -525,7 +525,8 @@ def classify_train(
     from tasks.resources import classifier_store
 
     with prefect_api():
-        summary = train_classifier(label_set=name, min_per_class=min_per_class)
+        given = {"min_per_class": min_per_class} if min_per_class else {}
+        summary = train_classifier(label_set=name, **given)
     console.print(evaluation_table(classifier_store(Settings()).latest(name)))
     console.print(
         f"model {summary.model_fingerprint} stored; confusion matrix and calibration in the "

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from tasks.classify.store import PREDICTIONS_SCHEMA, Classifier, PredictionsTable
-from tasks.storage.delta import scan_batches
+from tasks.storage.delta import UTC_MICROS, scan_batches
 from tasks.storage.snapshots import SnapshotTable
 
 #: Snapshot rows read and predicted at a time (8 MB of embeddings).
@@ -30,8 +30,8 @@ ROWS_PER_COMMIT = 50_000
 
 @dataclass
 class ClassifyResult:
-    """What a run did, and the changed predictions as index field values (``changed``: key ->
-    the label set's predicted label, None when it abstained or the file is gone)."""
+    """What a run did; ``changed``: the keys whose prediction was made or removed (their index
+    documents need new predicted labels)."""
 
     label_set: str
     model_fingerprint: str
@@ -40,7 +40,7 @@ class ClassifyResult:
     abstained: int = 0
     deleted: int = 0
     unchanged: int = 0
-    changed: dict[str, str | None] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
 
 
 def rows_to_predict(
@@ -96,13 +96,13 @@ def classify_catalogue(
         pending.append(rows)
         result.predicted += rows.num_rows
         result.abstained += int(pc.sum(rows["abstained"]).as_py() or 0)
-        result.changed.update(zip(rows["key"].to_pylist(), rows["label"].to_pylist(), strict=True))
+        result.changed.update(rows["key"].to_pylist())
         if sum(t.num_rows for t in pending) >= ROWS_PER_COMMIT:
             commit([])
     if pending or gone:
         commit(gone)
     result.deleted = len(gone)
-    result.changed.update(dict.fromkeys(gone))
+    result.changed.update(gone)
     return result
 
 
@@ -141,13 +141,10 @@ def _predicted(
                 "model_fingerprint": [classifier.fingerprint] * count,
                 "snapshot_version": pa.array([snapshot_version] * count, pa.int64()),
                 "run_id": [run_id] * count,
-                "predicted_at": pa.array([datetime.now(UTC)] * count, UTC_MICROS_TYPE),
+                "predicted_at": pa.array([datetime.now(UTC)] * count, UTC_MICROS),
             },
             schema=PREDICTIONS_SCHEMA,
         )
-
-
-UTC_MICROS_TYPE = PREDICTIONS_SCHEMA.field("predicted_at").type
 
 
 def label_counts(predictions: PredictionsTable) -> dict[str, int]:

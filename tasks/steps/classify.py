@@ -82,9 +82,10 @@ def labelled_embeddings(settings: Settings, keys: list[str]) -> tuple[list[str],
     wanted = pc.is_in(ds.field("key").cast(pa.string()), value_set=pa.array(keys, pa.string()))
     rows = scan(latest.data, ["key", "embedding"], wanted)
     found = rows["key"].cast(pa.string()).to_pylist()
-    vectors = np.stack(rows["embedding"].to_numpy(zero_copy_only=False)) if found else None
-    version = latest.table.version()
-    return found, np.asarray(vectors, np.float32).reshape(len(found), -1), version
+    if not found:
+        raise LabelSetError("none of the label set's files is in the catalogue any more")
+    vectors = np.stack(rows["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
+    return found, vectors, latest.table.version()
 
 
 @task(name="train-classifier", cache_policy=NO_CACHE)
