@@ -60,6 +60,10 @@ class AudioError(UserError):
         """Whether a later run may succeed on the same file."""
         return self.kind == AudioErrorKind.UNREADABLE
 
+    def __reduce__(self):
+        # an error that crosses a process boundary (a Dask task, a process pool) keeps its parts
+        return (type(self), (self.name, self.kind, self.reason))
+
 
 @dataclass(frozen=True)
 class DecodedAudio:

@@ -193,3 +193,17 @@ def test_block_by_block_decoding_raises_what_whole_decoding_raises() -> None:
     with pytest.raises(AudioError) as raised:
         open_audio("text.wav", io.BytesIO(b"not audio at all" * 10), limits)
     assert raised.value.kind == AudioErrorKind.NOT_AUDIO
+
+
+def test_an_audio_error_survives_pickling_with_its_parts() -> None:
+    import pickle
+
+    error = AudioError("pumps/p1.wav", AudioErrorKind.UNREADABLE, "cannot read (timed out)")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.name, copy.kind, copy.reason, str(copy)) == (
+        error.name,
+        error.kind,
+        error.reason,
+        str(error),
+    )
+    assert copy.retryable
