@@ -66,7 +66,10 @@ class LanceDBIndex:
     def _documents_table(self) -> lancedb.table.Table:
         """The documents table; one made before a derived column existed (predicted labels)
         gains it, all null, in place."""
-        table = self._open(self.name, self.schema)
+        try:  # opened as it is: creating with today's schema refuses an older table
+            table = self._db.open_table(self.name)
+        except ValueError:  # "Table ... was not found"
+            table = self._open(self.name, self.schema)
         missing = [f for f in self.layout.derived if f.name not in table.schema.names]
         if missing:
             table.add_columns(missing)

@@ -117,3 +117,47 @@ def test_ann_index_is_built_past_the_threshold_and_still_finds_new_rows(tmp_path
     late, late_vectors, late_items = _commit_synthetic(snapshot, 10, 1000, seed=3)
     index.apply(late, snapshot.uri)  # rows added after the index was built are found too
     assert index.search(late_vectors[0], k=1)[0].key == late_items[0].key
+
+
+def test_an_index_from_before_predicted_labels_gains_them_in_place(tmp_path: Path) -> None:
+    import lancedb
+
+    from tasks.index.refresh import refresh_index
+
+    table = SnapshotTable(str(tmp_path / "snap"))
+    items = synthetic_items(6)
+    table.commit(rows_for(items, "r1"), [], "r1")
+    index = LanceDBIndex(str(tmp_path / "index"))
+    index.apply(table.diff(None), table.uri)
+    # as deployed before the field existed: the same documents without the column
+    db = lancedb.connect(str(tmp_path / "index"))
+    old = db.open_table(index.name).to_arrow().drop_columns(["classes"])
+    db.create_table(index.name, data=old, mode="overwrite")
+    assert "classes" not in db.open_table(index.name).schema.names
+
+    reopened = LanceDBIndex(str(tmp_path / "index"))
+    first = items[0].key
+    reopened.set_classes({first: ["machine=pump"], "not-indexed": ["machine=fan"]})
+    vector = np.asarray(table.read().to_pylist()[0]["embedding"], dtype=np.float32)
+    where = SearchFilter(classes=("machine=pump",))
+    assert [(h.key, h.classes) for h in reopened.search(vector, k=6, where=where)] == [
+        (first, ["machine=pump"])
+    ]
+    assert reopened.count() == 6  # a merge never inserts
+    # a refresh writes changed documents with the labels of their current version only
+    changed = rows_for(items[:2], "r2", etags=["e2", "e2"])
+    table.commit(changed, [], "r2")
+    refresh_index(
+        reopened,
+        table,
+        classes=lambda rows: pa.array(
+            [["machine=fan"] if key == items[1].key else [] for key in rows["key"].to_pylist()],
+            pa.list_(pa.string()),
+        ),
+    )
+    stored = {
+        row["key"]: row["classes"]
+        for row in db.open_table(index.name).to_arrow().select(["key", "classes"]).to_pylist()
+    }
+    assert stored[first] == [] and stored[items[1].key] == ["machine=fan"]
+    assert stored[items[2].key] is None  # untouched by the refresh: never labelled
