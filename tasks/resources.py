@@ -135,12 +135,13 @@ def predictions_table(settings: Settings, label_set: str) -> PredictionsTable:
     return PredictionsTable(uri, table_storage_options(uri, settings))
 
 
-def predicted_classes(settings: Settings, keys: list[str] | None = None) -> PredictedClasses:
-    """Every label set's current predictions (of ``keys`` only, when given), as index values."""
+def predicted_classes(settings: Settings) -> PredictedClasses:
+    """Every label set's current predictions, as index values (read per lookup)."""
     from tasks.classify.classes import PredictedClasses
 
-    tables = [predictions_table(settings, name) for name in label_sets(settings).names()]
-    return PredictedClasses.load(tables, keys)
+    return PredictedClasses(
+        predictions_table(settings, name) for name in label_sets(settings).names()
+    )
 
 
 def open_index(settings: Settings, segments: bool = False) -> VectorIndex:

@@ -14,6 +14,7 @@ import pyarrow.dataset as ds
 from tasks.classify.labelsets import check_name
 from tasks.errors import UserError
 from tasks.storage.delta import scan
+from tasks.storage.keyed_table import KEY_PREFIX_CHARS, PARTITION_COLUMN
 
 if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
     from tasks.classify.store import PredictionsTable
@@ -36,45 +37,47 @@ def parse_class_filter(text: str) -> str:
 
 
 class PredictedClasses:
-    """Each file's predicted labels over every label set: key -> [(etag predicted from,
-    field value)]."""
+    """The predicted labels of files as index values, read from every label set's predictions
+    table (each opened once) for the files asked about only: a refresh over a million files
+    holds one chunk's predictions at a time."""
 
-    def __init__(self, by_key: dict[str, list[tuple[str, str]]]) -> None:
-        self.by_key = by_key
+    def __init__(self, tables: Iterable[PredictionsTable]) -> None:
+        self.versions = [table.latest() for table in tables]
 
-    @classmethod
-    def load(
-        cls, tables: Iterable[PredictionsTable], keys: Iterable[str] | None = None
-    ) -> PredictedClasses:
-        """The non-abstained predictions of ``tables`` (of ``keys`` only, when given)."""
-        wanted = None if keys is None else pa.array(sorted(set(keys)), pa.string())
-        by_key: dict[str, list[tuple[str, str]]] = {}
-        for table in tables:
-            latest = table.latest()
-            if latest.data is None:
+    def of(self, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """key -> [(etag predicted from, field value)] of the non-abstained predictions."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        if not keys:
+            return found
+        # delta-rs writes strings as string_view; a cast keeps the filters comparable
+        wanted = pc.is_in(
+            ds.field("key").cast(pa.string()), value_set=pa.array(sorted(set(keys)), pa.string())
+        )
+        prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in keys})
+        for version in self.versions:
+            if version.data is None:
                 continue
-            where = ~ds.field("abstained")
-            if wanted is not None:
-                # delta-rs writes strings as string_view; a cast keeps the filter comparable
-                where = where & pc.is_in(ds.field("key").cast(pa.string()), value_set=wanted)
-            rows = scan(latest.data, ["key", "etag", "label_set", "label"], where)
+            where = ~ds.field("abstained") & wanted
+            if version.partitioned:  # only the partitions of these keys are read
+                where = where & ds.field(PARTITION_COLUMN).isin(prefixes)
+            rows = scan(version.data, ["key", "etag", "label_set", "label"], where)
             for key, etag, label_set, label in zip(
                 *(rows[name].to_pylist() for name in ("key", "etag", "label_set", "label")),
                 strict=True,
             ):
-                by_key.setdefault(key, []).append((etag, class_value(label_set, label)))
-        return cls(by_key)
+                found.setdefault(key, []).append((etag, class_value(label_set, label)))
+        return found
 
-    def of(self, key: str, etag: str) -> list[str]:
-        """The field values of a file whose current version has ``etag``, sorted."""
-        return sorted(value for made_from, value in self.by_key.get(key, []) if made_from == etag)
+    def values(self, keys: list[str], etags: list[str]) -> dict[str, list[str]]:
+        """The field values of files whose current versions have ``etags``, sorted."""
+        found = self.of(keys)
+        return {
+            key: sorted(value for made_from, value in found.get(key, []) if made_from == etag)
+            for key, etag in zip(keys, etags, strict=True)
+        }
 
     def column(self, rows: pa.Table) -> pa.Array:
         """The ``classes`` column for snapshot ``rows`` (with ``key`` and ``etag``)."""
-        return pa.array(
-            [
-                self.of(key, etag)
-                for key, etag in zip(rows["key"].to_pylist(), rows["etag"].to_pylist(), strict=True)
-            ],
-            CLASSES_TYPE,
-        )
+        keys = rows["key"].to_pylist()
+        values = self.values(keys, rows["etag"].to_pylist())
+        return pa.array([values[key] for key in keys], CLASSES_TYPE)

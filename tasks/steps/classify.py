@@ -12,7 +12,6 @@ import pyarrow.dataset as ds
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.classify.classes import PredictedClasses
 from tasks.classify.labelsets import (
     CatalogueIndex,
     ImportReport,
@@ -31,11 +30,13 @@ from tasks.resources import (
     classifier_store,
     label_sets,
     open_index,
+    predicted_classes,
     predictions_table,
     snapshot_table,
 )
 from tasks.settings import Settings
 from tasks.storage.delta import scan
+from tasks.storage.keyed_table import KEY_PREFIX_CHARS
 
 METADATA_SOURCE = "metadata:"
 
@@ -155,13 +156,18 @@ def classify_task(settings: Settings, name: str, run_id: str) -> ClassifyResult:
     return result
 
 
-def push_classes(settings: Settings, keys: list[str]) -> None:
-    """Give the file index the predicted labels (over every label set) of ``keys``."""
-    from tasks.resources import predicted_classes
-
-    markers = snapshot_table(settings).markers(columns=("key", "etag"))
-    etags = dict(zip(markers["key"].to_pylist(), markers["etag"].to_pylist(), strict=True))
-    classes: PredictedClasses = predicted_classes(settings, keys)
-    open_index(settings).set_classes(
-        {key: classes.of(key, etags[key]) for key in keys if key in etags}
-    )
+def push_classes(settings: Settings, keys: list[str], chunk: int = 4_096) -> None:
+    """Give the file index the predicted labels (over every label set) of ``keys``: sorted
+    keys a chunk at a time, each chunk reading only its partitions of the snapshot and of the
+    predictions (memory stays flat however many files a run labelled)."""
+    snapshot = snapshot_table(settings).latest()
+    classes = predicted_classes(settings)
+    index = open_index(settings)
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), chunk):
+        part = ordered[start : start + chunk]
+        prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in part})
+        markers = snapshot.markers(prefixes, ("key", "etag"))
+        etags = dict(zip(markers["key"].to_pylist(), markers["etag"].to_pylist(), strict=True))
+        present = [key for key in part if key in etags]  # the rest left the catalogue
+        index.set_classes(classes.values(present, [etags[key] for key in present]))
