@@ -20,7 +20,7 @@ Phases (model-only and pipeline once per engine, ``--engines``, side by side)
   can feed a model (the pipeline's ceiling on an infinitely fast GPU);
 - pipeline: our shard path (threads read + decode (+ resample) + window ahead of the model,
   windows of consecutive files packed into full batches), from WAV files on disk to snapshot
-  rows; ``--resample-on device`` (the default on CUDA) resamples on the GPU;
+  rows; ``--resample-on device`` resamples on the GPU (``auto``, the default, on the host);
 - incremental: runs over a catalogue whose snapshot already holds every file: no change
   (list + etag diff), and one new 10 s file (list + diff + embed it + commit one Delta version
   to the 10,000-row table), against the full-run time implied by the pipeline's throughput.
@@ -29,9 +29,12 @@ Phases (model-only and pipeline once per engine, ``--engines``, side by side)
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import multiprocessing
 import platform
+import pstats
 import resource
 import socket
 import sys
@@ -287,7 +290,9 @@ def phase_pipeline(
     }
 
 
-def phase_host_ceiling(args: argparse.Namespace, folder: str, batch_size: int) -> dict:
+def phase_host_ceiling(
+    args: argparse.Namespace, folder: str, batch_size: int, profile: bool = False
+) -> dict:
     """The pipeline with the forward pass replaced by zeros of the right shapes: how many clips
     per second the host path (reader threads, resampling where the pipeline does it, batching,
     row building) can feed a model, i.e. the pipeline's ceiling on an infinitely fast GPU."""
@@ -314,6 +319,9 @@ def phase_host_ceiling(args: argparse.Namespace, folder: str, batch_size: int) -
     source = LocalSource(Path(folder))
     items = list(source.list_items())
     embed_shard(items[:batch_size], source, embedder, "warm-up", workers=args.workers)
+    profiler = cProfile.Profile() if profile else None  # of this (the main) thread only
+    if profiler:
+        profiler.enable()
     start = time.perf_counter()
     rows = 0
     for offset in range(0, len(items), args.shard_size):
@@ -321,7 +329,13 @@ def phase_host_ceiling(args: argparse.Namespace, folder: str, batch_size: int) -
         rows += embed_shard(shard, source, embedder, "bench", workers=args.workers).rows.num_rows
     _sync(str(embedder.device))
     elapsed = time.perf_counter() - start
-    return {"clips": rows, "clips_per_s": rows / elapsed, "workers": args.workers}
+    result = {"clips": rows, "clips_per_s": rows / elapsed, "workers": args.workers}
+    if profiler:
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
+        result["main_thread_profile"] = text.getvalue()
+    return result
 
 
 def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dict:
@@ -450,7 +464,7 @@ def main() -> None:
         "--resample-on",
         default="auto",
         choices=["auto", "host", "device"],
-        help="where audio is resampled to 32 kHz (auto: on the GPU when there is one)",
+        help="where audio is resampled to 32 kHz (auto: the host, as the pipeline does)",
     )
     parser.add_argument("--seconds-per-point", type=float, default=20.0)
     parser.add_argument("--no-change-files", type=int, default=10_000)
