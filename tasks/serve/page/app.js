@@ -198,7 +198,7 @@ async function loadFacets() {
   try {
     const facets = await api("/api/predicted-labels");
     $("facets").replaceChildren(...Object.entries(facets).map(([labelSet, counts]) =>
-      element("label", {}, `${labelSet} `,
+      element("label", { title: `labels predicted by the ${labelSet} classifier` }, `${labelSet} (predicted) `,
         element("select", { "data-label-set": labelSet, id: `facet-${labelSet}` },
           element("option", { value: "" }, "any"),
           ...Object.entries(counts).map(([label, count]) => element("option", { value: label }, `${label} (${count.toLocaleString()})`))))));
