@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -55,7 +56,9 @@ class Catalogue:
         version = self.snapshot.latest()
         if version.data is None:
             return None
-        rows = scan(version.data, _ITEM_COLUMNS, ds.field("path") == key_or_path)
+        # delta-rs writes some files' strings as string_view: a cast keeps the filter comparable
+        at_path = ds.field("path").cast(pa.string()) == key_or_path
+        rows = scan(version.data, _ITEM_COLUMNS, at_path)
         return _item(rows.to_pylist()[0]) if rows.num_rows else None
 
     def file_vector(self, key: str) -> np.ndarray | None:
