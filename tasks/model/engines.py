@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from tasks.model.cnn14 import cnn14_trunk
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import Engine
 
+_EXPORTING = threading.Lock()
 #: Bump when the exported graph changes (inputs, outputs, what the trunk computes).
 EXPORT_VERSION = 1
 _OPSET = 17
@@ -81,8 +83,13 @@ def exported_trunk(model: torch.nn.Module, checkpoint: Path, sha256: str) -> Pat
     """The ONNX export of ``model``'s trunk (loaded from ``checkpoint``), made if missing: written
     to a temporary file and renamed, so a reader never sees half a file."""
     path = export_path(checkpoint, sha256)
-    if path.exists():
-        return path
+    with _EXPORTING:  # torch's exporter keeps global state: one export at a time per process
+        if not path.exists():
+            _export(model, path)
+    return path
+
+
+def _export(model: torch.nn.Module, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(2, 2 * MODEL_SAMPLE_RATE)
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
@@ -101,10 +108,9 @@ def exported_trunk(model: torch.nn.Module, checkpoint: Path, sha256: str) -> Pat
                 opset_version=_OPSET,
                 dynamo=False,
             )
-        Path(partial).replace(path)
+        Path(partial).replace(path)  # other processes may export too: the rename is atomic
     finally:
         Path(partial).unlink(missing_ok=True)
-    return path
 
 
 class OnnxTrunk:

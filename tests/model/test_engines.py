@@ -130,3 +130,36 @@ print(rss() - before)
 
     assert retained("default") < 64
     assert retained("keep") > 200
+
+
+def test_two_threads_loading_one_checkpoint_export_it_once(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    real_export, running, calls = engines._export, [], []
+    guard = threading.Lock()
+
+    def slow_export(model, path):  # torch's exporter keeps global state: no overlap allowed
+        with guard:
+            running.append(path)
+            calls.append(path)
+            assert len(running) == 1, "two exports at once"
+        time.sleep(0.5)  # a window for the other thread to start its own
+        try:
+            real_export(model, path)
+        finally:
+            running.remove(path)
+
+    monkeypatch.setattr(engines, "_export", slow_export)
+    fresh = tmp_path / "copy.pth"  # not exported yet
+    fresh.write_bytes(checkpoint.read_bytes())
+    with ThreadPoolExecutor(2) as pool:
+        loaded = list(
+            pool.map(
+                lambda _: PannsEmbedder.load(fresh, "cpu", LIMITS, engine="onnxruntime"), range(2)
+            )
+        )
+    assert len(calls) == 1 and loaded[0].trunk.path == loaded[1].trunk.path
