@@ -286,20 +286,35 @@ def decode_blocks(
             yield np.asarray(tail, np.float32)
 
 
+#: Frames converted to float32 at a time by ``downmix``: a cache-sized block (512 KB of stereo),
+#: where converting the whole file at once needs a 3.5 MB temporary that a process without the
+#: allocator setting (tasks.model.allocator) maps and faults in on every file (2.7 ms here).
+DOWNMIX_FRAMES = 65_536
+
+
 def downmix(samples: np.ndarray) -> np.ndarray:
     """[frames, channels] float32 in [-1, 1], or int16 PCM -> float32 mono, the channel mean.
 
     int16 is scaled by 1/32768, as libsndfile does, so both reads of a 16-bit file give the same
-    samples. Summed column by column: ``samples.mean(axis=1)`` on interleaved frames took 6.8 ms
-    for a 10 s stereo 44.1 kHz clip here, against 0.2 ms this way (more than decoding the file).
+    samples. Block by block, each block converted contiguously and its channels summed in order:
+    ``samples.mean(axis=1)`` on interleaved frames took 6.8 ms for a 10 s stereo 44.1 kHz clip
+    here, converting each strided int16 column 0.31 ms, this 0.19 ms (the same sums in the same
+    order: the same samples, tested).
     """
     channels = samples.shape[1]
     scale = 1 / channels / (32768 if samples.dtype == np.int16 else 1)
     if channels == 1 and scale == 1:
         return samples[:, 0]
-    mono = samples[:, 0].astype(np.float32)
-    for channel in range(1, channels):
-        mono += samples[:, channel]
+    mono = np.empty(samples.shape[0], dtype=np.float32)
+    for start in range(0, samples.shape[0], DOWNMIX_FRAMES):
+        block = np.asarray(samples[start : start + DOWNMIX_FRAMES], dtype=np.float32)
+        out = mono[start : start + DOWNMIX_FRAMES]
+        if channels == 1:
+            np.copyto(out, block[:, 0])
+            continue
+        np.add(block[:, 0], block[:, 1], out=out)
+        for channel in range(2, channels):
+            out += block[:, channel]
     mono *= np.float32(scale)
     return mono
 

@@ -12,6 +12,7 @@ import soundfile
 
 from tasks.audio import samples
 from tasks.audio.decode import (
+    DOWNMIX_FRAMES,
     AudioError,
     AudioErrorKind,
     decode,
@@ -207,3 +208,24 @@ def test_an_audio_error_survives_pickling_with_its_parts() -> None:
         str(error),
     )
     assert copy.retryable
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_downmix_block_by_block_is_the_channel_sum_in_order(channels: int, dtype: str) -> None:
+    rng = np.random.default_rng(channels)
+    frames = 2 * DOWNMIX_FRAMES + 123  # three blocks, the last one short
+    if dtype == "int16":
+        samples = rng.integers(-32768, 32767, (frames, channels), dtype=np.int16)
+        scale = np.float32(1 / channels / 32768)
+    else:
+        samples = rng.uniform(-1, 1, (frames, channels)).astype(np.float32)
+        scale = np.float32(1 / channels)
+    expected = samples[:, 0].astype(np.float32)
+    for channel in range(1, channels):
+        expected += samples[:, channel]
+    if not (channels == 1 and dtype == "float32"):
+        expected *= scale
+    mono = downmix(samples)
+    assert mono.dtype == np.float32 and mono.shape == (frames,)
+    np.testing.assert_array_equal(mono, expected)
