@@ -352,7 +352,6 @@ class AzureSearchIndex:
         return None
 
     @_reaching_service
-    @_reaching_service
     def set_classes(self, classes: dict[str, list[str]]) -> None:
         if not classes:
             return
@@ -376,6 +375,7 @@ class AzureSearchIndex:
                 failed,
             )
 
+    @_reaching_service
     def count(self) -> int:
         if self.current_index() is None:
             return 0
