@@ -8,12 +8,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from tasks.classify.labelsets import check_name
 from tasks.errors import UserError
-from tasks.storage.delta import scan
+from tasks.storage.delta import keys_in, scan
 from tasks.storage.keyed_table import KEY_PREFIX_CHARS, PARTITION_COLUMN
 
 if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
@@ -49,10 +48,7 @@ class PredictedClasses:
         found: dict[str, list[tuple[str, str]]] = {}
         if not keys:
             return found
-        # delta-rs writes strings as string_view; a cast keeps the filters comparable
-        wanted = pc.is_in(
-            ds.field("key").cast(pa.string()), value_set=pa.array(sorted(set(keys)), pa.string())
-        )
+        wanted = keys_in(sorted(set(keys)))
         prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in keys})
         for version in self.versions:
             if version.data is None:

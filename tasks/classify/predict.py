@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from tasks.classify.store import PREDICTIONS_SCHEMA, Classifier, PredictionsTable
-from tasks.storage.delta import UTC_MICROS, scan_batches
+from tasks.storage.delta import UTC_MICROS, keys_in, scan_batches
 from tasks.storage.snapshots import SnapshotTable
 
 #: Snapshot rows read and predicted at a time (8 MB of embeddings).
@@ -117,8 +117,7 @@ def _predicted(
     """Prediction rows for the snapshot rows of ``keys``, a batch at a time."""
     if not keys:
         return
-    # delta-rs writes the key as string_view; a cast keeps the filter comparable
-    wanted = pc.is_in(ds.field("key").cast(pa.string()), value_set=pa.array(keys, pa.string()))
+    wanted = keys_in(keys)
     columns = ["key", "path", "etag", "embedding"]
     for batch in scan_batches(data, columns, wanted, ROWS_PER_BATCH):
         embeddings = np.stack(batch.column("embedding").to_numpy(zero_copy_only=False)).astype(

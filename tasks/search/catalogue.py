@@ -11,11 +11,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from tasks.storage.delta import scan
+from tasks.storage.delta import scan, text_field
 from tasks.storage.keyed_table import KEY_PREFIX_CHARS
 from tasks.storage.segments import SegmentsTable, segment_vectors
 from tasks.storage.snapshots import SnapshotTable
@@ -56,9 +54,7 @@ class Catalogue:
         version = self.snapshot.latest()
         if version.data is None:
             return None
-        # delta-rs writes some files' strings as string_view: a cast keeps the filter comparable
-        at_path = ds.field("path").cast(pa.string()) == key_or_path
-        rows = scan(version.data, _ITEM_COLUMNS, at_path)
+        rows = scan(version.data, _ITEM_COLUMNS, text_field("path") == key_or_path)
         return _item(rows.to_pylist()[0]) if rows.num_rows else None
 
     def file_vector(self, key: str) -> np.ndarray | None:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -35,7 +33,7 @@ from tasks.resources import (
     snapshot_table,
 )
 from tasks.settings import Settings
-from tasks.storage.delta import scan
+from tasks.storage.delta import keys_in, scan
 from tasks.storage.keyed_table import KEY_PREFIX_CHARS
 
 METADATA_SOURCE = "metadata:"
@@ -80,8 +78,7 @@ def labelled_embeddings(settings: Settings, keys: list[str]) -> tuple[list[str],
     latest = snapshot_table(settings).latest()
     if latest.data is None:
         raise LabelSetError("no snapshot yet: ingest the audio before training")
-    wanted = pc.is_in(ds.field("key").cast(pa.string()), value_set=pa.array(keys, pa.string()))
-    rows = scan(latest.data, ["key", "embedding"], wanted)
+    rows = scan(latest.data, ["key", "embedding"], keys_in(keys))
     found = rows["key"].cast(pa.string()).to_pylist()
     if not found:
         raise LabelSetError("none of the label set's files is in the catalogue any more")

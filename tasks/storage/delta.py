@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -76,6 +77,21 @@ def scan_batches(
     for batch in scanner.to_batches():
         if batch.num_rows:
             yield batch
+
+
+def text_field(name: str) -> ds.Expression:
+    """A string column for a scan filter. delta-rs writes some files' strings as string_view
+    and others as string; a filter bound to one type fails on the other's files ("no kernel
+    matching input types"), so filters compare the column cast to string."""
+    return ds.field(name).cast(pa.string())
+
+
+def keys_in(keys: Sequence[str] | pa.Array | pa.ChunkedArray, column: str = "key") -> ds.Expression:
+    """A scan filter: rows whose ``column`` is one of ``keys``."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    values = keys.cast(pa.string()) if isinstance(keys, pa.Array) else pa.array(keys, pa.string())
+    return pc.is_in(text_field(column), value_set=values)
 
 
 def read_table(table: DeltaTable, columns: Sequence[str] | None = None) -> pa.Table:

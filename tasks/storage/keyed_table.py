@@ -29,7 +29,7 @@ from deltalake.table import TableMerger
 from deltalake.transaction import Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from tasks.storage.delta import open_table, read_table, scan, scan_batches
+from tasks.storage.delta import keys_in, open_table, read_table, scan, scan_batches
 
 _log = logging.getLogger(__name__)
 PARTITION_COLUMN = "key_prefix"
@@ -118,8 +118,7 @@ class TableDiff:
         )
         deleted_keys = sorted(deleted["key"].to_pylist())
         if changed.num_rows:
-            # delta-rs writes the key as string_view; a cast keeps the filter comparable
-            in_changed = pc.is_in(ds.field("key").cast(pa.string()), value_set=changed["key"])
+            in_changed = keys_in(changed["key"])
             # streamed in batches: a partition holds ~36 MB of rows per million files
             for batch in scan_batches(new, self.columns, _and(where, in_changed), _ROWS_PER_READ):
                 yield DiffChunk(self.table.cast_read(pa.Table.from_batches([batch])), deleted_keys)
