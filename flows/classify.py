@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 
 from tasks.classify.training import MIN_EXAMPLES_PER_CLASS
 from tasks.settings import Settings
-from tasks.steps.classify import classify_task, train_classifier_task
+from tasks.steps.classify import classify_task, train_classifier_task, trained_label_sets_task
 
 
 @dataclass
@@ -82,13 +82,8 @@ def classify(
         min_confidence: Below this probability a prediction is marked abstained (no label);
             empty: the worker's AUDIO_EMBEDDINGS_CLASSIFY_MIN_CONFIDENCE (0.6).
     """
-    from tasks.resources import classifier_store
-    from tasks.resources import label_sets as all_label_sets
-
     settings = Settings.with_overrides(classify_min_confidence=min_confidence)
-    names = label_sets or [
-        name for name in all_label_sets(settings).names() if classifier_store(settings).has(name)
-    ]
+    names = label_sets or trained_label_sets_task(settings)
     run_id = str(flow_run.get_id() or uuid.uuid4())
     summaries = []
     for name in names:

@@ -41,7 +41,11 @@ class PredictedClasses:
     holds one chunk's predictions at a time."""
 
     def __init__(self, tables: Iterable[PredictionsTable]) -> None:
-        self.versions = [table.latest() for table in tables]
+        self.versions = [v for table in tables if (v := table.latest()).data is not None]
+
+    def __bool__(self) -> bool:
+        """Whether any label set has predictions yet (else a lookup has nothing to read)."""
+        return bool(self.versions)
 
     def of(self, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
         """key -> [(etag predicted from, field value)] of the non-abstained predictions."""
@@ -51,8 +55,6 @@ class PredictedClasses:
         wanted = keys_in(sorted(set(keys)))
         prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in keys})
         for version in self.versions:
-            if version.data is None:
-                continue
             where = ~ds.field("abstained") & wanted
             if version.partitioned:  # only the partitions of these keys are read
                 where = where & ds.field(PARTITION_COLUMN).isin(prefixes)

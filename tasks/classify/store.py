@@ -144,6 +144,13 @@ class ClassifierStore:
         """Whether a classifier of ``label_set`` is stored."""
         return self._rows(label_set).num_rows > 0
 
+    def label_sets(self) -> list[str]:
+        """The label sets that have a trained classifier."""
+        table = open_table(self.uri, self.storage_options)
+        if table is None:
+            return []
+        return sorted(set(read_table(table, ["label_set"])["label_set"].to_pylist()))
+
     def latest(self, label_set: str) -> Classifier:
         """The most recently trained classifier of ``label_set``."""
         rows = self._rows(label_set).to_pylist()

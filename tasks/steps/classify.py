@@ -126,6 +126,12 @@ def train_classifier_task(settings: Settings, name: str, min_per_class: int) -> 
     return classifier
 
 
+@task(name="trained-label-sets", cache_policy=NO_CACHE)
+def trained_label_sets_task(settings: Settings) -> list[str]:
+    """The label sets that have a trained classifier (what a classify run labels by default)."""
+    return classifier_store(settings).label_sets()
+
+
 @task(name="classify-catalogue", cache_policy=NO_CACHE)
 def classify_task(settings: Settings, name: str, run_id: str) -> ClassifyResult:
     """Predict for new and changed files with the latest classifier of ``name``, then give the

@@ -68,19 +68,18 @@ class TableDiff:
         from_version: int | None,
         to_version: int,
         columns: Sequence[str] | None = None,
+        joined: Callable[[pa.Table], pa.Table] | None = None,
     ) -> None:
         self.table = table
         self.from_version = from_version
         self.to_version = to_version
         self.columns = list(columns) if columns else None
-        self.joined: Callable[[pa.Table], pa.Table] | None = None
+        self.joined = joined
 
     def joining(self, join: Callable[[pa.Table], pa.Table]) -> TableDiff:
         """This diff with ``join`` applied to every chunk's upserts (columns from elsewhere,
         such as predicted labels for the index)."""
-        diff = TableDiff(self.table, self.from_version, self.to_version, self.columns)
-        diff.joined = join
-        return diff
+        return TableDiff(self.table, self.from_version, self.to_version, self.columns, join)
 
     def chunks(self) -> Iterator[DiffChunk]:
         """The changes, partition by partition (a table from before partitioning is one), in
