@@ -286,7 +286,11 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         segment_starts.extend(kept.start_seconds)
         segment_ends.extend(kept.end_seconds)
         batch.clear()
-        _give_back_freed_memory()
+        # A long file allocates and frees batches of windows and decoded blocks over and over,
+        # from two threads, and glibc otherwise keeps much of that memory: a 3 h file peaked
+        # 148 MB above the baseline with this (one call a batch) against 283 and 343 MB without
+        # (benchmarks/long_file.py).
+        give_back_freed_memory()
 
     try:
         with long.resources:
@@ -324,14 +328,6 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         ),
     )
     return Embedded(Prepared(long.item, audio, windows), result)
-
-
-def _give_back_freed_memory() -> None:
-    """Return freed heap pages to the OS (glibc). A long file allocates and frees batches of
-    windows and decoded blocks over and over, from two threads, and glibc otherwise keeps much
-    of that memory: a 3 h file peaked 148 MB above the baseline with this (one call a batch)
-    against 283 and 343 MB without (benchmarks/long_file.py)."""
-    give_back_freed_memory()
 
 
 class _Rows:
