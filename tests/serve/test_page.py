@@ -79,6 +79,16 @@ def screenshot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(folder) / name))
 
 
+def wait_for_results(browser, paths: set[str]) -> None:
+    """Wait until the listed results are exactly ``paths``."""
+    from selenium.webdriver.common.by import By
+
+    wait_for(
+        browser,
+        lambda d: {e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .path")} == paths,
+    )
+
+
 def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -106,13 +116,7 @@ def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
     # a folder filter
     browser.find_element(By.ID, "path-prefix").send_keys("tones/")
     browser.find_element(By.ID, "search-button").click()
-    wait_for(
-        browser,
-        lambda d: (
-            {e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .path")}
-            == {"tones/a440.wav", "tones/a220.flac"}
-        ),
-    )
+    wait_for_results(browser, {"tones/a440.wav", "tones/a220.flac"})
     # a predicted-label facet, with the files' counts; the folder filter cleared first
     browser.find_element(By.ID, "path-prefix").clear()
     facet = wait_for(browser, lambda d: d.find_elements(By.ID, "facet-kind"))[0]
@@ -120,13 +124,7 @@ def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
     assert options == ["any", "other (2)", "tonal (2)"]
     Select(facet).select_by_value("other")
     browser.find_element(By.ID, "search-button").click()
-    wait_for(
-        browser,
-        lambda d: (
-            {e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .path")}
-            == {"noise/white.ogg", "machines/ticker.wav"}
-        ),
-    )
+    wait_for_results(browser, {"noise/white.ogg", "machines/ticker.wav"})
     chips = browser.find_elements(By.CSS_SELECTOR, "#results .chip.predicted")
     assert {chip.text for chip in chips} == {"kind=other"}
 
