@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.classify.classes import parse_class_filter
-from tasks.errors import UserError
+from tasks.classify.classes import predicted_label_filter
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
 from tasks.model.checkpoint import ResolvedCheckpoint, resolve_checkpoint
@@ -92,12 +91,8 @@ def _inputs(
 ) -> tuple[Settings, SearchFilter]:
     """The settings a search runs with and its filter, from the flow's parameters."""
     settings = Settings.with_overrides(index_uri=index_uri, checkpoint_path=checkpoint_path)
-    wanted = tuple(parse_class_filter(value) for value in classes or ())
-    if wanted and segments:
-        raise UserError(
-            "predicted labels filter file search only: drop --segments, or search segments "
-            "without --where"
-        )
     return settings, SearchFilter(
-        path_prefix=path_prefix, any_labels=tuple(labels or ()), classes=wanted
+        path_prefix=path_prefix,
+        any_labels=tuple(labels or ()),
+        classes=predicted_label_filter(classes or (), segments),
     )

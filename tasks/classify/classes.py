@@ -35,6 +35,18 @@ def parse_class_filter(text: str) -> str:
     return class_value(check_name(label_set.strip()), label.strip())
 
 
+def predicted_label_filter(values: Iterable[str], segments: bool) -> tuple[str, ...]:
+    """``--where`` arguments (``where=`` on the service) as field values; refused for a segment
+    search, whose index has no predicted labels."""
+    wanted = tuple(parse_class_filter(value) for value in values)
+    if wanted and segments:
+        raise UserError(
+            "predicted labels filter file search only: drop --segments (segments=true), or "
+            "search segments without --where"
+        )
+    return wanted
+
+
 class PredictedClasses:
     """The predicted labels of files as index values, read from every label set's predictions
     table (each opened once) for the files asked about only: a refresh over a million files

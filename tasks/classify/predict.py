@@ -22,6 +22,8 @@ from tasks.classify.store import PREDICTIONS_SCHEMA, Classifier, PredictionsTabl
 from tasks.storage.delta import UTC_MICROS, keys_in, scan_batches
 from tasks.storage.snapshots import SnapshotTable
 
+#: How ``label_counts`` names the files whose prediction abstained.
+ABSTAINED = "(abstained)"
 #: Snapshot rows read and predicted at a time (8 MB of embeddings).
 ROWS_PER_BATCH = 1_024
 #: Predictions per table commit (one Delta version each; a killed run keeps the ones before).
@@ -153,6 +155,6 @@ def label_counts(predictions: PredictionsTable) -> dict[str, int]:
     for label, abstained in zip(
         rows["label"].to_pylist(), rows["abstained"].to_pylist(), strict=True
     ):
-        name = "(abstained)" if abstained else label
+        name = ABSTAINED if abstained else label
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))

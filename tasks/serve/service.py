@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
-from tasks.classify.classes import parse_class_filter
+from tasks.classify.classes import predicted_label_filter
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
@@ -46,11 +46,10 @@ class SearchOptions:
 
     @property
     def where(self) -> SearchFilter:
-        wanted = tuple(parse_class_filter(value) for value in self.classes)
-        if wanted and self.segments:
-            raise UserError("predicted labels filter file search only, not segments")
         return SearchFilter(
-            path_prefix=self.path_prefix or None, any_labels=self.labels, classes=wanted
+            path_prefix=self.path_prefix or None,
+            any_labels=self.labels,
+            classes=predicted_label_filter(self.classes, self.segments),
         )
 
 
@@ -148,13 +147,13 @@ class SearchService:
     def predicted_labels(self) -> dict[str, dict[str, int]]:
         """Each label set's predicted labels and how many files carry them (abstentions
         left out): the page's facets."""
-        from tasks.classify.predict import label_counts
+        from tasks.classify.predict import ABSTAINED, label_counts
         from tasks.resources import label_sets, predictions_table
 
         facets = {}
         for name in label_sets(self.settings).names():
             counts = label_counts(predictions_table(self.settings, name))
-            counts.pop("(abstained)", None)
+            counts.pop(ABSTAINED, None)
             if counts:
                 facets[name] = counts
         return facets
