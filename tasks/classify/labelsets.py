@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 
 from tasks.errors import UserError
-from tasks.storage.delta import UTC_MICROS, open_table, quote_literal, read_table
+from tasks.storage.delta import UTC_MICROS, open_table, quote_literal, read_or_empty, read_table
 from tasks.storage.sources import AUDIO_EXTENSIONS, has_audio_extension
 
 LABEL_SETS_SCHEMA = pa.schema(
@@ -219,7 +220,7 @@ class LabelSets:
         rows = (
             LABEL_SETS_SCHEMA.empty_table()
             if table is None
-            else read_table(table).filter(pa.compute.equal(pa.compute.field("label_set"), name))
+            else read_table(table).filter(pc.field("label_set") == name)
         )
         if rows.num_rows == 0:
             known = ", ".join(self.names()) or "none yet"
@@ -237,10 +238,8 @@ class LabelSets:
         )
 
     def names(self) -> list[str]:
-        table = open_table(self.uri, self.storage_options)
-        if table is None:
-            return []
-        return sorted(set(read_table(table, ["label_set"])["label_set"].to_pylist()))
+        rows = read_or_empty(self.uri, LABEL_SETS_SCHEMA, self.storage_options, ["label_set"])
+        return sorted(set(rows["label_set"].to_pylist()))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sklearn.base import ClassifierMixin
 
 from tasks.classify.labelsets import LabelSet, LabelSetError
 from tasks.classify.training import Evaluation
-from tasks.storage.delta import UTC_MICROS, open_table, read_table
+from tasks.storage.delta import UTC_MICROS, read_or_empty
 from tasks.storage.keyed_table import KeyedTable
 
 MODELS_SCHEMA = pa.schema(
@@ -146,10 +146,8 @@ class ClassifierStore:
 
     def label_sets(self) -> list[str]:
         """The label sets that have a trained classifier."""
-        table = open_table(self.uri, self.storage_options)
-        if table is None:
-            return []
-        return sorted(set(read_table(table, ["label_set"])["label_set"].to_pylist()))
+        rows = read_or_empty(self.uri, MODELS_SCHEMA, self.storage_options, ["label_set"])
+        return sorted(set(rows["label_set"].to_pylist()))
 
     def latest(self, label_set: str) -> Classifier:
         """The most recently trained classifier of ``label_set``."""
@@ -173,10 +171,7 @@ class ClassifierStore:
         )
 
     def _rows(self, label_set: str, fingerprint: str | None = None) -> pa.Table:
-        table = open_table(self.uri, self.storage_options)
-        if table is None:
-            return MODELS_SCHEMA.empty_table()
-        rows = read_table(table)
+        rows = read_or_empty(self.uri, MODELS_SCHEMA, self.storage_options)
         keep = pc.equal(rows["label_set"], label_set)
         if fingerprint is not None:
             keep = pc.and_(keep, pc.equal(rows["fingerprint"], fingerprint))
