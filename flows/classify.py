@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.runtime import flow_run
 
-from tasks.classify.training import MIN_EXAMPLES_PER_CLASS
+from tasks.classify.training import MIN_EXAMPLES_PER_CLASS, Evaluation
 from tasks.settings import Settings
 from tasks.steps.classify import classify_task, train_classifier_task, trained_label_sets_task
 
@@ -26,11 +26,7 @@ class TrainingSummary:
 
     label_set: str
     model_fingerprint: str
-    algorithm: str
-    clips: int
-    macro_f1: float
-    majority_macro_f1: float
-    expected_calibration_error: float
+    evaluation: Evaluation
 
 
 @dataclass
@@ -58,16 +54,7 @@ def train_classifier(
         min_per_class: Fewest labelled clips a label needs; a set with fewer is refused.
     """
     classifier = train_classifier_task(Settings(), label_set, min_per_class)
-    evaluation = classifier.evaluation
-    return TrainingSummary(
-        label_set,
-        classifier.fingerprint,
-        evaluation.algorithm,
-        evaluation.clips,
-        evaluation.macro_f1,
-        evaluation.majority_macro_f1,
-        evaluation.expected_calibration_error,
-    )
+    return TrainingSummary(label_set, classifier.fingerprint, classifier.evaluation)
 
 
 @flow(name="classify")

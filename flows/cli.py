@@ -522,12 +522,11 @@ def classify_train(
     stratified cross-validation) and show its cross-validated evaluation."""
     from flows.classify import train_classifier
     from tasks.reports import evaluation_table
-    from tasks.resources import classifier_store
 
     with prefect_api():
         given = {"min_per_class": min_per_class} if min_per_class else {}
         summary = train_classifier(label_set=name, **given)
-    console.print(evaluation_table(classifier_store(Settings()).latest(name)))
+    console.print(evaluation_table(name, summary.evaluation))
     console.print(
         f"model {summary.model_fingerprint} stored; confusion matrix and calibration in the "
         f"classifier-{name.replace('_', '-')} artifact"

@@ -28,6 +28,7 @@ from tasks.storage.upkeep import TableUpkeep
 if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
     from tasks.classify.predict import ClassifyResult
     from tasks.classify.store import Classifier
+    from tasks.classify.training import Evaluation
 
 RANDOM_WEIGHTS_WARNING = (
     "NOT the official Cnn14 checkpoint: embeddings, scores and labels carry no meaning."
@@ -469,11 +470,10 @@ def publish_classify_report(
     )
 
 
-def evaluation_table(classifier: Classifier) -> Table:
+def evaluation_table(label_set: str, evaluation: Evaluation) -> Table:
     """Per-class figures of a trained classifier, for a terminal."""
-    evaluation = classifier.evaluation
     table = Table(
-        title=f"{classifier.label_set}: {evaluation.algorithm}, cross-validated macro-F1 "
+        title=f"{label_set}: {evaluation.algorithm}, cross-validated macro-F1 "
         f"{evaluation.macro_f1:.3f} (majority baseline {evaluation.majority_macro_f1:.3f}), "
         f"calibration error {evaluation.expected_calibration_error:.3f}"
     )

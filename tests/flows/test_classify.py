@@ -56,7 +56,10 @@ def test_label_train_classify_and_search_by_predicted_label(
     }
 
     trained = train_classifier(label_set="machine")
-    assert trained.clips == 24 and trained.macro_f1 > trained.majority_macro_f1
+    assert (
+        trained.evaluation.clips == 24
+        and trained.evaluation.macro_f1 > trained.evaluation.majority_macro_f1
+    )
     evaluation = _artifact("classifier-machine")
     assert "majority-class baseline" in evaluation and "Confusion" in evaluation
     with pytest.raises(Exception, match="no classifier for label set 'speaker'"):

@@ -40,7 +40,7 @@ def test_labels_from_blob_metadata_and_every_table_on_blob(
     report = import_labels(settings, "machine", "metadata:machine")
     assert report.counts == {"pump": 5, "valve": 5} and not report.skipped
     assert label_sets(settings).uri.startswith("az://")
-    trained = train_classifier(label_set="machine")
+    trained = train_classifier(label_set="machine").evaluation
     assert trained.macro_f1 > trained.majority_macro_f1
     (summary,) = classify()
     assert summary.predicted == 12
