@@ -154,7 +154,7 @@ def classify_task(settings: Settings, name: str, run_id: str) -> ClassifyResult:
         classifier.fingerprint,
     )
     if result.changed:
-        push_classes(settings, sorted(result.changed))
+        push_classes(settings, list(result.changed))
     publish_classify_report(result, label_counts(predictions), settings.classify_min_confidence)
     return result
 
