@@ -31,7 +31,6 @@ import argparse
 import json
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.audio import samples  # noqa: E402
 
 RATE = 16_000
@@ -119,7 +119,7 @@ def main() -> None:
     from tasks.model.embedder import load_embedder
     from tasks.settings import Settings
 
-    work = Path(tempfile.mkdtemp(prefix="anomaly-bench-"))
+    work = scratch_folder("anomaly-bench-")
     checkpoint = (
         Path(args.checkpoint)
         if args.checkpoint

@@ -23,7 +23,6 @@ import json
 import platform
 import socket
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+
+from benchmarks.workdir import scratch_folder  # noqa: E402
 
 
 def quality(args: argparse.Namespace, workdir: Path) -> dict:
@@ -157,7 +158,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="audio-embeddings-classify-"))
+    workdir = scratch_folder("audio-embeddings-classify-", args.workdir)
     results = {
         "machine": {"host": socket.gethostname(), "platform": platform.platform()},
         "quality": quality(args, workdir),

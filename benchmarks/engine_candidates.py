@@ -19,7 +19,6 @@ import importlib.util
 import json
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.audio import samples  # noqa: E402
 from tasks.model.checkpoint import file_sha256  # noqa: E402
 from tasks.model.cnn14 import load_cnn14  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    int8_path = Path(tempfile.mkdtemp()) / "trunk-int8.onnx"
+    int8_path = scratch_folder("engine-candidates-") / "trunk-int8.onnx"
     quantize_dynamic(str(export), str(int8_path), weight_type=QuantType.QInt8)
     int8 = OnnxTrunk(int8_path, THREADS)
     results["onnxruntime_dynamic_int8"] = {
@@ -98,7 +98,7 @@ def main() -> None:
         def get_next(self) -> dict | None:
             return next(self.batches, None)
 
-    static_path = Path(tempfile.mkdtemp()) / "trunk-static-int8.onnx"
+    static_path = scratch_folder("engine-candidates-") / "trunk-static-int8.onnx"
     quantize_static(
         str(export),
         str(static_path),

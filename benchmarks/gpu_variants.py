@@ -28,7 +28,6 @@ import argparse
 import copy
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.model.cnn14 import (  # noqa: E402
     cnn14_forward,
     load_cnn14,
@@ -162,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    checkpoint = Path(args.checkpoint or Path(tempfile.mkdtemp()) / "random-cnn14.pth")
+    checkpoint = Path(args.checkpoint or scratch_folder("gpu-variants-") / "random-cnn14.pth")
     if not checkpoint.exists():
         write_random_checkpoint(checkpoint)
     model = load_cnn14(checkpoint, "benchmark").to(device).eval()

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import throughput  # noqa: E402
+from benchmarks.workdir import scratch_folder  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     from tasks.model.cnn14 import write_random_checkpoint
     from tasks.model.embedder import choose_device
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="audio-embeddings-host-"))
+    workdir = scratch_folder("audio-embeddings-host-", args.workdir)
     args.checkpoint = str(workdir / "random-cnn14.pth")
     if not Path(args.checkpoint).exists():
         write_random_checkpoint(Path(args.checkpoint))

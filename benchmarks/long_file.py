@@ -26,7 +26,6 @@ import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.workdir import scratch_folder  # noqa: E402
 
 RATE = 44_100
 
@@ -103,7 +104,7 @@ def main() -> None:
     from tasks.audio import samples
     from tasks.model.cnn14 import write_random_checkpoint
 
-    work = Path(tempfile.mkdtemp(prefix="long-file-"))
+    work = scratch_folder("long-file-")
     checkpoint = args.checkpoint or str(write_random_checkpoint(work / "random-cnn14.pth"))
     env = {**os.environ, "AUDIO_EMBEDDINGS_CHECKPOINT_PATH": checkpoint}
     samples.write(work / "short/clip.wav", samples.engine(90.0, RATE, 1500.0, 1), RATE, 2)

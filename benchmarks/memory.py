@@ -18,12 +18,13 @@ import os
 import resource
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.workdir import scratch_folder  # noqa: E402
 
 
 def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
@@ -64,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     from tasks.model.cnn14 import write_random_checkpoint
 
-    workdir = tempfile.mkdtemp(prefix="memory-bench-")
+    workdir = str(scratch_folder("memory-bench-"))
     checkpoint = str(write_random_checkpoint(Path(workdir) / "random-cnn14.pth"))
     runs = []
     for files in (int(f) for f in args.files.split(",")):

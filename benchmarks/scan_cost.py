@@ -14,8 +14,10 @@ every 1 s, k-NN, gamma q = 0.99); a random-weight checkpoint is written unless g
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -35,7 +37,9 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
+    # (not benchmarks.workdir: this runs against older checkouts, which may lack it)
     work = Path(tempfile.mkdtemp(prefix="scan-cost-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.environ["AUDIO_EMBEDDINGS_DATA_DIR"] = str(work / "data")
     from tasks.audio import samples
     from tasks.model.cnn14 import write_random_checkpoint

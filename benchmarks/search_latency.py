@@ -23,7 +23,6 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.index.lancedb_index import INDEX_SCHEMA, LanceDBIndex  # noqa: E402
 from tasks.model.constants import EMBEDDING_SIZE  # noqa: E402
 
@@ -202,7 +202,7 @@ def _searcher(table, settings: dict) -> Callable[[np.ndarray], list[str]]:
 
 
 def bench_size(size: int, query_count: int, flat_queries: int, alternatives: bool) -> dict:
-    folder = tempfile.mkdtemp(prefix="lance-bench-")
+    folder = str(scratch_folder("lance-bench-"))
     index = LanceDBIndex(folder, ann_min_rows=size)
     start = time.perf_counter()
     queries, truth = fill(index, size, query_count)

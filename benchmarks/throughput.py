@@ -38,13 +38,13 @@ import pstats
 import resource
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.model.constants import GFLOP_PER_10S_CLIP  # noqa: E402  (no torch: cheap to import)
 
 CLIP_SECONDS = 10.0
@@ -482,7 +482,7 @@ def main() -> None:
     from tasks.model.cnn14 import write_random_checkpoint
     from tasks.model.embedder import choose_device
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="audio-embeddings-bench-"))
+    workdir = scratch_folder("audio-embeddings-bench-", args.workdir)
     if args.checkpoint is None:
         args.checkpoint = str(workdir / "random-cnn14.pth")
         if not Path(args.checkpoint).exists():
