@@ -123,15 +123,18 @@ def _embed_commit_refresh(
         failures.extend(pending.failures)
         progress.committed(commits[-1])
 
-    for keys in plan.deleted_key_batches(settings.commit_every_files):
-        buffer.delete(keys)
-        if buffer.due():
-            commit()
-    for result in _embedded_shards(plan, source, settings, run_id):
-        buffer.add(result)
-        progress.embedded(result.rows.num_rows + len(result.failures))
-        if buffer.due():
-            commit()
+    try:
+        for keys in plan.deleted_key_batches(settings.commit_every_files):
+            buffer.delete(keys)
+            if buffer.due():
+                commit()
+        for result in _embedded_shards(plan, source, settings, run_id):
+            buffer.add(result)
+            progress.embedded(result.rows.num_rows + len(result.failures))
+            if buffer.due():
+                commit()
+    finally:
+        plan.discard()
     if buffer.files:
         commit()
     refresh = refresh_index_task(settings) if refresh_index else None

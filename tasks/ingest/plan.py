@@ -51,7 +51,7 @@ _MANIFEST_BATCH = 1_024
 @dataclass
 class ChangePlan:
     """What an ingest run has to do: counts, and the files to embed and keys to delete, kept
-    in ``folder`` (removed with the plan object) and read back in batches."""
+    in ``folder`` (removed by ``discard`` or with the plan object) and read back in batches."""
 
     folder: Path
     to_embed: int = 0
@@ -62,7 +62,12 @@ class ChangePlan:
     unchanged_by_run: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        self._remove_folder = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Remove the folder now (the counts stay): a long-lived worker may hold the plan
+        object long after its run, and a process that exits abruptly never collects it."""
+        self._remove_folder()
 
     @property
     def listed(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,7 @@ def test_changed_file_is_replaced_added_embedded_deleted_removed(
 
 
 def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
-    catalogue: Path, stores: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    catalogue: Path, stores: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     ingest(source=str(catalogue))
     samples.write(catalogue / "later/one.wav", samples.chirp(2.0, 16_000), 16_000)
@@ -163,9 +164,13 @@ def test_a_failed_run_leaves_the_last_good_version_and_the_next_run_finishes(
         return real_prepare(item, *args)
 
     monkeypatch.setattr(tasks.ingest.stream, "prepare", crash_on_two)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with pytest.raises(MemoryError):
         ingest(source=str(catalogue), shard_size=1)
     assert snapshot.version() == good_version
+    assert not list(scratch.iterdir())  # the run's plan (its manifest on local disk) is gone
     assert LanceDBIndex(stores["index"]).reflected_version(stores["snapshot"]) == good_version
 
     monkeypatch.setattr(tasks.ingest.stream, "prepare", real_prepare)
