@@ -65,8 +65,16 @@ def synthetic_snapshot(folder: str, rows: int) -> tuple[SnapshotTable, np.ndarra
 
 def measure_recall(settings: SearchServiceSettings, rows: int, queries: int = 100) -> dict:
     """Fill a scratch index with ``rows`` vectors, query ``queries`` perturbed copies of stored
-    ones, compare with exact cosine top 10; the scratch index is deleted afterwards."""
-    snapshot, vectors = synthetic_snapshot(tempfile.mkdtemp(prefix="search-recall-"), rows)
+    ones, compare with exact cosine top 10; the scratch index and snapshot are deleted
+    afterwards."""
+    with tempfile.TemporaryDirectory(prefix="search-recall-") as folder:
+        return _recall_of(settings, *synthetic_snapshot(folder, rows), queries)
+
+
+def _recall_of(
+    settings: SearchServiceSettings, snapshot: SnapshotTable, vectors: np.ndarray, queries: int
+) -> dict:
+    rows = len(vectors)
     rng = np.random.default_rng(1)
     picks = rng.choice(rows, queries, replace=False)
     probes = np.maximum(vectors[picks] + rng.normal(0, 0.05, (queries, vectors.shape[1])), 0)

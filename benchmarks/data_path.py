@@ -31,7 +31,6 @@ import os
 import resource
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.workdir import scratch_folder  # noqa: E402
 
 SHARD_SIZE = 4096  # a GPU-sized shard: what a million-file run would use
 
@@ -285,8 +286,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    workdir = args.workdir or tempfile.mkdtemp(prefix="data-path-bench-")
-    Path(workdir).mkdir(parents=True, exist_ok=True)
+    workdir = str(scratch_folder("data-path-bench-", args.workdir))
     sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-data-path.json")
     if args.only_upkeep:

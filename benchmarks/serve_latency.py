@@ -27,7 +27,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.audio import samples  # noqa: E402
 
 CLIP_SECONDS = 10.0
@@ -185,7 +185,7 @@ def main() -> None:
         "PREFECT_API_URL": "",
     }
     data = query_wav()
-    query = Path(tempfile.mkdtemp()) / "query.wav"
+    query = scratch_folder("serve-latency-") / "query.wav"
     query.write_bytes(data)
     results: dict = {
         "machine": {
