@@ -32,6 +32,7 @@ import argparse
 import cProfile
 import io
 import json
+import math
 import multiprocessing
 import platform
 import pstats
@@ -41,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -48,6 +51,7 @@ from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.model.constants import GFLOP_PER_10S_CLIP  # noqa: E402  (no torch: cheap to import)
 
 CLIP_SECONDS = 10.0
+DECODE_ROUNDS = 5  # rounds of the decode phase's variants; each keeps its best
 SOURCE_RATE = 44_100
 
 
@@ -137,7 +141,6 @@ def _embedder(
 def phase_model_only(
     args: argparse.Namespace, batch_size: int, engine: str = "auto", keep_memory: bool = True
 ) -> dict:
-    import numpy as np
 
     embedder = _embedder(args, batch_size, engine, keep_memory)
     rng = np.random.default_rng(0)
@@ -184,20 +187,46 @@ def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
     }
 
 
+def _downmix_before_issue_14(samples: np.ndarray) -> np.ndarray:
+    """The downmix as it was when issue 14 was filed (column by column, whole file), kept here
+    so that the benchmark compares today's host path with that one in the same run."""
+    scale = 1 / samples.shape[1] / (32768 if samples.dtype == np.int16 else 1)
+    mono = samples[:, 0].astype(np.float32)
+    for channel in range(1, samples.shape[1]):
+        mono += samples[:, channel]
+    mono *= np.float32(scale)
+    return mono
+
+
 def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
     """Host cost of the reader threads' work per clip (file read included), with and without
-    host resampling, WAV read straight from its bytes (the pipeline) and through libsndfile
-    (before), on 1 and ``--workers`` threads; and the libsndfile cost of the same clips as FLAC,
+    host resampling: WAV read straight from its bytes (the pipeline), through libsndfile with
+    today's downmix, and the whole path as it was when issue 14 was filed (libsndfile, column
+    downmix, a whole-file peak), on 1 and ``--workers`` threads, interleaved, best of
+    ``DECODE_ROUNDS``; a copy of each file's bytes already in memory, as the machine's own limit
+    on thread scaling for memory-bound work; and the libsndfile cost of the same clips as FLAC,
     OGG Vorbis and MP3."""
     import io
     from concurrent.futures import ThreadPoolExecutor
 
     import soundfile
 
-    from tasks.audio.decode import decode, decode_opened, open_audio
+    from tasks.audio.decode import (
+        _check_finite,
+        _check_silence,
+        _peak,
+        _read,
+        decode,
+        decode_opened,
+        open_audio,
+    )
     from tasks.audio.windows import cut_windows
+    from tasks.model.allocator import keep_freed_memory
     from tasks.settings import AudioLimits
 
+    # the reader threads run in the process that loaded the model, which has this setting;
+    # without it a run's figures swing by up to 6x with glibc's state (fresh pages per file)
+    keep_freed_memory()
     limits = AudioLimits(window_seconds=CLIP_SECONDS)
 
     def with_resampling(path: str) -> None:
@@ -211,29 +240,50 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
         with sound:
             decode_opened(path, sound, header, limits, resample=False)
 
-    results = {}
-    variants = (
-        ("host_resampling", with_resampling),
-        ("decode_only", decode_only),
-        ("libsndfile_decode_only", libsndfile_decode_only),
-    )
-    for name, work in variants:
-        work(paths[0])
-        for threads in sorted({1, args.workers}):
-            with ThreadPoolExecutor(threads) as pool:
-                start = time.perf_counter()
-                list(pool.map(work, paths))
-                elapsed = time.perf_counter() - start
-            results[f"{name}_{threads}_threads_clips_per_s"] = len(paths) / elapsed
+    def before_issue_14(path: str) -> None:
+        sound, _ = open_audio(path, io.BytesIO(Path(path).read_bytes()), limits)
+        with sound:
+            frames = _read(path, sound, -1)
+        _check_finite(path, frames)
+        _check_silence(path, _peak(_downmix_before_issue_14(frames)), limits)
+
+    held = {path: np.frombuffer(Path(path).read_bytes(), np.uint8) for path in paths}
+
+    def copy_of_held_bytes(path: str) -> None:  # memory traffic alone: what threads can scale to
+        held[path].copy()
+
+    variants = {
+        "memory_copy_reference": copy_of_held_bytes,
+        "host_resampling": with_resampling,
+        "decode_only": decode_only,
+        "libsndfile_decode_only": libsndfile_decode_only,
+        "before_issue_14_decode_only": before_issue_14,
+    }
+    thread_counts = sorted({1, args.workers})
+    seconds: dict[tuple[str, int], float] = {}
+    for _ in range(DECODE_ROUNDS):  # interleaved: the VM's speed drifts within a run
+        for name, work in variants.items():
+            work(paths[0])
+            for threads in thread_counts:
+                with ThreadPoolExecutor(threads) as pool:
+                    start = time.perf_counter()
+                    list(pool.map(work, paths))
+                    elapsed = time.perf_counter() - start
+                seconds[name, threads] = min(seconds.get((name, threads), math.inf), elapsed)
+    results: dict = {"rounds": DECODE_ROUNDS}
+    for name in variants:
+        for threads in thread_counts:
+            results[f"{name}_{threads}_threads_clips_per_s"] = len(paths) / seconds[name, threads]
         results[f"{name}_ms_per_clip_one_core"] = 1000 / results[f"{name}_1_threads_clips_per_s"]
         results[f"{name}_thread_scaling"] = (
             results[f"{name}_{args.workers}_threads_clips_per_s"]
             / results[f"{name}_1_threads_clips_per_s"]
         )
-    results["decode_only_vs_libsndfile"] = (
-        results["decode_only_ms_per_clip_one_core"]
-        / results["libsndfile_decode_only_ms_per_clip_one_core"]
-    )
+    ours = results["decode_only_ms_per_clip_one_core"]
+    for baseline in ("libsndfile", "before_issue_14"):
+        results[f"decode_only_vs_{baseline}"] = (
+            ours / results[f"{baseline}_decode_only_ms_per_clip_one_core"]
+        )
     for extension in ("flac", "ogg", "mp3"):
         converted = []
         for path in paths[:20]:
@@ -296,7 +346,6 @@ def phase_host_ceiling(
     """The pipeline with the forward pass replaced by zeros of the right shapes: how many clips
     per second the host path (reader threads, resampling where the pipeline does it, batching,
     row building) can feed a model, i.e. the pipeline's ceiling on an infinitely fast GPU."""
-    import numpy as np
 
     from tasks.ingest.shard import embed_shard
     from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
@@ -343,7 +392,6 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
     import shutil
     from datetime import UTC, datetime
 
-    import numpy as np
     import pyarrow as pa
 
     from tasks.audio import samples
@@ -475,6 +523,9 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--only-decode", action="store_true", help="the decode phase alone, printed as JSON"
+    )
     args = parser.parse_args()
 
     import torch
@@ -492,6 +543,9 @@ def main() -> None:
     if args.shard_size is None:
         args.shard_size = 4096 if device.type == "cuda" else 64
     paths = [str(p) for p in make_catalogue(workdir, args.clips, args.distinct_clips)]
+    if args.only_decode:
+        print(json.dumps(_in_child(phase_decode, args, paths[:200]), indent=2))
+        return
 
     engines = [e for e in args.engines.split(",") if e == "torch" or device.type == "cpu"]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]

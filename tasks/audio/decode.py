@@ -127,7 +127,7 @@ def _mono_checked(
     """Frames [n, channels] read from a file -> mono, checked for silence, at the model rate
     unless ``resample`` is False: the end of both whole-file decodes."""
     mono = downmix(samples)
-    _check_silence(name, _peak(mono), limits)
+    _check_audible(name, mono, limits)
     return DecodedAudio(
         samples=to_model_rate(mono, rate) if resample else np.ascontiguousarray(mono),
         sample_rate=MODEL_SAMPLE_RATE if resample else rate,
@@ -348,6 +348,25 @@ def _check_finite(name: str, samples: np.ndarray) -> None:
 
 def _peak(mono: np.ndarray) -> float:
     return float(max(mono.max(), -mono.min()))  # no |x| temporary
+
+
+#: Samples ``_check_audible`` looks at first; each further block is twice the one before.
+AUDIBLE_FIRST_BLOCK = 4_096
+
+
+def _check_audible(name: str, mono: np.ndarray, limits: AudioLimits) -> None:
+    """``_check_silence`` of a whole file, stopping at the first block with a sample above the
+    threshold (the first block of nearly every file): the peak of a whole file costs two passes
+    over it (0.1 ms of the 0.4 ms that reading and decoding a 10 s stereo WAV takes here), and
+    only a silent file's error message needs it."""
+    threshold = 10 ** (limits.silence_peak_dbfs / 20)
+    start, size = 0, AUDIBLE_FIRST_BLOCK
+    while start < mono.shape[0]:
+        block = mono[start : start + size]
+        if block.max() > threshold or block.min() < -threshold:
+            return
+        start, size = start + size, 2 * size
+    _check_silence(name, _peak(mono), limits)
 
 
 def _check_silence(name: str, peak: float, limits: AudioLimits) -> None:

@@ -145,6 +145,28 @@ def test_quiet_but_real_audio_is_not_called_silent() -> None:
     assert decode("quiet.wav", _wav_bytes(quiet, 16_000), LIMITS).duration_seconds == 1.0
 
 
+@pytest.mark.parametrize("audible_at_seconds", [0.0, 0.3, 2.99])
+def test_a_file_silent_but_for_a_few_late_samples_is_audio(audible_at_seconds: float) -> None:
+    """Silence is judged block by block, stopping at the first audible block: every block up to
+    the last one is looked at when the audio comes late."""
+    rate = 16_000
+    stereo = np.zeros((3 * rate, 2), np.float32)
+    start = int(audible_at_seconds * rate)
+    stereo[start : start + 50] = -0.01  # -40 dBFS for 3 ms
+    for data in (_wav_bytes(stereo, rate), _encoded(stereo, rate, "FLAC", "PCM_24")):
+        assert decode("late.wav", data, LIMITS).duration_seconds == 3.0
+
+
+def test_stereo_that_cancels_in_the_downmix_is_silent() -> None:
+    rate = 16_000
+    left = 0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate).astype(np.float32)
+    stereo = np.stack([left, -left], axis=1)
+    for data in (_wav_bytes(stereo, rate), _encoded(stereo, rate, "FLAC", "PCM_24")):
+        with pytest.raises(AudioError, match=r"cancels\.wav: the file is silent") as raised:
+            decode("cancels.wav", data, LIMITS)
+        assert raised.value.kind == AudioErrorKind.SILENT
+
+
 def _encoded(audio: np.ndarray, rate: int, file_format: str, subtype: str) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, audio, rate, format=file_format, subtype=subtype)
