@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from tasks.audio.decode import AudioError
 from tasks.ingest.stream import Embedded, embed_items
+from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import FileSegments, PannsEmbedder
-from tasks.model.labels import top_labels, top_labels_of_rows
+from tasks.model.labels import top_labels_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA
@@ -33,8 +34,10 @@ class ShardResult:
     failures: list[Failure] = field(default_factory=list)
 
 
-#: Files whose segment rows are built as one table (bounds the segment arrays held at once).
-SEGMENT_TABLE_FILES = 256
+#: Files whose snapshot and segment rows are built as one table: per file, building rows cost
+#: ~1 ms of the main thread (a small Arrow table, a label sort), more than a GPU takes to embed
+#: the file; a group bounds the segment arrays held at once.
+ROW_TABLE_FILES = 256
 
 
 def embed_shard(
@@ -45,60 +48,75 @@ def embed_shard(
     top_label_count: int = 5,
     workers: int = 2,
 ) -> ShardResult:
-    """Embed ``items``; each file's embedding is the mean of its window embeddings.
-
-    Segment rows are built for groups of files at once: per file, building a small Arrow table
-    cost ~1 ms of the main thread, more than a GPU takes to embed the file.
-    """
+    """Embed ``items``; each file's embedding is the mean of its window embeddings. Rows are
+    built for ``ROW_TABLE_FILES`` files at a time."""
     failures: list[Failure] = []
-    rows: list[dict] = []
+    row_tables: list[pa.Table] = []
     segment_tables: list[pa.Table] = []
-    pending: list[tuple[AudioItem, FileSegments]] = []
+    pending: list[Embedded] = []
+
+    def build_rows() -> None:
+        row_tables.append(snapshot_rows(pending, embedder, run_id, top_label_count))
+        segment_tables.append(
+            segment_rows([(e.prepared.item, e.result.segments) for e in pending], run_id)
+        )
+        pending.clear()
+
     for item, outcome in embed_items([(i, source) for i in items], embedder, workers):
         if isinstance(outcome, AudioError):
             failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
             continue
-        rows.append(snapshot_row(outcome, embedder, run_id, top_label_count))
-        pending.append((item, outcome.result.segments))
-        if len(pending) >= SEGMENT_TABLE_FILES:
-            segment_tables.append(segment_rows(pending, run_id))
-            pending = []
+        pending.append(outcome)
+        if len(pending) >= ROW_TABLE_FILES:
+            build_rows()
     if pending:
-        segment_tables.append(segment_rows(pending, run_id))
+        build_rows()
     return ShardResult(
-        pa.Table.from_pylist(rows, schema=SNAPSHOT_SCHEMA),
+        pa.concat_tables(row_tables) if row_tables else SNAPSHOT_SCHEMA.empty_table(),
         pa.concat_tables(segment_tables) if segment_tables else SEGMENTS_SCHEMA.empty_table(),
         failures,
     )
 
 
-def snapshot_row(
-    embedded: Embedded, embedder: PannsEmbedder, run_id: str, top_label_count: int
-) -> dict:
-    """The snapshot row of an embedded file (see ``SNAPSHOT_SCHEMA``)."""
-    item, audio, result = embedded.prepared.item, embedded.prepared.audio, embedded.result
-    labels, scores = top_labels(result.probabilities, top_label_count)
-    return {
-        "key": item.key,
-        "source_uri": item.uri,
-        "path": item.path,
-        "etag": item.etag,
-        "size_bytes": item.size_bytes,
-        "last_modified": item.last_modified,
-        "metadata": sorted(item.metadata.items()),
-        "duration_seconds": audio.duration_seconds,
-        "sample_rate": audio.original_sample_rate,
-        "channels": audio.channels,
-        "num_windows": embedded.prepared.windows.count,
-        "num_segments": len(embedded.result.segments.start_seconds),
-        "embedding": result.embedding.astype(np.float32),
-        "labels": labels,
-        "label_scores": scores,
-        "model": embedder.model_name,
-        "checkpoint_sha256": embedder.checkpoint_sha256,
-        "run_id": run_id,
-        "ingested_at": datetime.now(UTC),
-    }
+def snapshot_rows(
+    files: Sequence[Embedded], embedder: PannsEmbedder, run_id: str, top_label_count: int
+) -> pa.Table:
+    """The snapshot rows of embedded files (see ``SNAPSHOT_SCHEMA``), in the order given."""
+    labels, scores = top_labels_of_rows(
+        np.stack([embedded.result.probabilities for embedded in files]), top_label_count
+    )
+    items = [embedded.prepared.item for embedded in files]
+    audio = [embedded.prepared.audio for embedded in files]
+    return pa.table(
+        {
+            "key": [item.key for item in items],
+            "key_prefix": pa.nulls(len(items), pa.string()),
+            "source_uri": [item.uri for item in items],
+            "path": [item.path for item in items],
+            "etag": [item.etag for item in items],
+            "size_bytes": [item.size_bytes for item in items],
+            "last_modified": [item.last_modified for item in items],
+            "metadata": [sorted(item.metadata.items()) for item in items],
+            "duration_seconds": [a.duration_seconds for a in audio],
+            "sample_rate": [a.original_sample_rate for a in audio],
+            "channels": [a.channels for a in audio],
+            "num_windows": [embedded.prepared.windows.count for embedded in files],
+            "num_segments": [len(e.result.segments.start_seconds) for e in files],
+            "embedding": pa.ListArray.from_arrays(
+                np.arange(len(files) + 1, dtype=np.int32) * np.int32(EMBEDDING_SIZE),
+                np.stack(
+                    [embedded.result.embedding for embedded in files], dtype=np.float32
+                ).ravel(),
+            ),
+            "labels": labels,
+            "label_scores": scores,
+            "model": [embedder.model_name] * len(files),
+            "checkpoint_sha256": [embedder.checkpoint_sha256] * len(files),
+            "run_id": [run_id] * len(files),
+            "ingested_at": [datetime.now(UTC)] * len(files),
+        },
+        schema=SNAPSHOT_SCHEMA,
+    )
 
 
 def segment_rows(files: Sequence[tuple[AudioItem, FileSegments]], run_id: str) -> pa.Table:

@@ -41,7 +41,6 @@ from tasks.model.embedder import (
     FileSegments,
     PannsEmbedder,
     WindowOutputs,
-    concatenate,
 )
 from tasks.storage.sources import AudioItem, AudioSource
 
@@ -163,12 +162,8 @@ class _Waiting:
     """A prepared file whose windows are going through batches."""
 
     prepared: Prepared
-    outputs: WindowOutputs
+    outputs: WindowOutputs | None = None  # set once its first windows are embedded
     batched: int = 0  # windows already embedded
-
-    @classmethod
-    def of(cls, prepared: Prepared, segments: int) -> _Waiting:
-        return cls(prepared, WindowOutputs.empty(prepared.windows.count, segments))
 
     @property
     def unbatched(self) -> int:
@@ -201,7 +196,7 @@ def embed_items(
             yield from _finished(waiting, embedder)
             yield item, embed_long_file(outcome, embedder)
             continue
-        waiting.append(_Waiting.of(outcome, embedder.limits.segments_per_window))
+        waiting.append(_Waiting(outcome))
         unbatched += outcome.windows.count
         while unbatched >= embedder.batch_size:
             unbatched -= _embed_next_batch(waiting, embedder)
@@ -222,13 +217,18 @@ def _embed_next_batch(waiting: deque[_Waiting], embedder: PannsEmbedder) -> int:
             room -= take
         if not room:
             break
-    batch = concatenate(
+    outputs = embedder.embed_window_parts(
         [entry.prepared.windows.audio[first : first + take] for entry, first, take in parts]
     )
-    outputs = embedder.embed_batch(batch)
+    segments = embedder.limits.segments_per_window
     offset = 0
     for entry, first, take in parts:
-        entry.outputs.fill(first, outputs[offset : offset + take])
+        if take == entry.prepared.windows.count:  # the whole file: its slice of this batch
+            entry.outputs = outputs[offset : offset + take]
+        else:  # a file across batches is assembled in arrays of its own
+            if entry.outputs is None:
+                entry.outputs = WindowOutputs.empty(entry.prepared.windows.count, segments)
+            entry.outputs.fill(first, outputs[offset : offset + take])
         entry.batched += take
         offset += take
     return offset
@@ -270,7 +270,7 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         batch.extend(windows)
         if not batch or (not last and len(batch) < embedder.batch_size):
             return
-        outputs = embedder.embed_batch(np.stack([window for _, window in batch]))
+        outputs = embedder.embed_window_parts([window[np.newaxis] for _, window in batch])
         starts = np.asarray([start for start, _ in batch], np.float64) / MODEL_SAMPLE_RATE
         # every window of this batch lies within the audio decoded so far
         cut = Windows(

@@ -165,8 +165,8 @@ class FileEmbedding:
     ) -> FileEmbedding:
         """A file's result from its windows' embeddings and probabilities and its segments."""
         return cls(
-            window_embeddings.mean(axis=0),
-            window_probabilities.mean(axis=0),
+            _mean_of_rows(window_embeddings),
+            _mean_of_rows(window_probabilities),
             window_embeddings,
             window_start_seconds,
             segments,
@@ -201,6 +201,7 @@ class PannsEmbedder:
         self.resamples_on_device = _resamples_on_device(resample_on, device)
         self._autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self._forward_lock = threading.Lock()
+        self._batch_buffers = threading.local()
 
     @classmethod
     def load(
@@ -245,6 +246,7 @@ class PannsEmbedder:
         wrapper = copy.copy(self)
         wrapper.limits, wrapper.batch_size = limits, batch_size
         wrapper.resamples_on_device = _resamples_on_device(resample_on, self.device)
+        wrapper._batch_buffers = threading.local()
         return wrapper
 
     @property
@@ -294,6 +296,37 @@ class PannsEmbedder:
                 )
             )
 
+    def embed_window_parts(self, parts: Sequence[np.ndarray | torch.Tensor]) -> WindowOutputs:
+        """One forward pass over the windows of several parts ([n_i, samples] each, consecutive
+        files' windows), as ``embed_batch`` of their concatenation.
+
+        Host windows are packed into a batch buffer the calling thread reuses, pinned on CUDA:
+        one copy on the host instead of two (a concatenation, then a copy into pinned memory;
+        327 MB each for a GPU batch of 256 ten-second windows), then one copy to the device.
+        """
+        if isinstance(parts[0], torch.Tensor):
+            return self.embed_batch(concatenate(parts))
+        batch = self._batch_buffer(sum(len(part) for part in parts), parts[0].shape[1])
+        offset = 0
+        for part in parts:
+            batch[offset : offset + len(part)] = part
+            offset += len(part)
+        # embed_batch returns host arrays, so the copy out of the buffer is over on return
+        return self.embed_batch(batch)
+
+    def _batch_buffer(self, windows: int, samples: int) -> np.ndarray:
+        """[windows, samples] float32 of this thread's batch buffer (pinned on CUDA), grown to
+        hold at least ``batch_size`` windows of ``samples``."""
+        buffer = getattr(self._batch_buffers, "batch", None)
+        if buffer is None or buffer.shape[1] != samples or buffer.shape[0] < windows:
+            shape = (max(windows, self.batch_size), samples)
+            if self.device.type == "cuda":
+                buffer = torch.empty(shape, dtype=torch.float32, pin_memory=True).numpy()
+            else:
+                buffer = np.empty(shape, np.float32)
+            self._batch_buffers.batch = buffer
+        return buffer[:windows]
+
     def embed_windows(self, windows: np.ndarray | torch.Tensor) -> WindowOutputs:
         """Any number of windows [n, samples] at 32 kHz, in batches of ``batch_size``."""
         outputs = [
@@ -331,6 +364,12 @@ class PannsEmbedder:
             [(c.start_seconds + self.limits.window_seconds / 2) * 1000.0 for c in cut]
         )
         return np.stack([r.window_embeddings for r in results]), centres
+
+
+def _mean_of_rows(rows: np.ndarray) -> np.ndarray:
+    # most files are one window, whose mean is that row: numpy's mean costs ~30 us a call,
+    # twice a file, on the thread that feeds the model
+    return rows[0] if len(rows) == 1 else rows.mean(axis=0)
 
 
 def _check_two_dimensional(audio: np.ndarray | torch.Tensor) -> None:

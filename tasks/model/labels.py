@@ -32,16 +32,11 @@ def audioset_labels() -> AudioSetLabels:
     )
 
 
-def top_labels(probabilities: np.ndarray, count: int) -> tuple[list[str], list[float]]:
-    """The ``count`` most probable AudioSet labels, best first, with their probabilities."""
-    labels, scores = top_labels_of_rows(probabilities[None, :], count)
-    return labels[0], scores[0]
-
-
 def top_labels_of_rows(
     probabilities: np.ndarray, count: int
 ) -> tuple[list[list[str]], list[list[float]]]:
-    """``top_labels`` of every row of ``probabilities`` [n, 527] in one pass (ingest labels
+    """The ``count`` most probable AudioSet labels of every row of ``probabilities`` [n, 527],
+    best first, with their probabilities, in one pass (ingest labels
     thousands of segments a second on a GPU, where a sort per row would cost more than the
     model)."""
     rows = len(probabilities)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,29 @@ def test_files_sharing_a_batch_get_the_same_embedding_as_alone(embedder: PannsEm
     np.testing.assert_allclose(together[0].window_start_seconds, [0.0, 2.0, 3.0])
 
 
+def test_parts_packed_into_the_reused_batch_buffer_equal_one_batch(
+    embedder: PannsEmbedder,
+) -> None:
+    """Each thread packs its parts into its own reused buffer: what one call leaves there never
+    leaks into the next call's batch, nor into another thread's."""
+    clips = _clips(4, 2.0)
+    expected = embedder.embed_batch(clips).embeddings
+
+    def packed(order: list[int]) -> np.ndarray:
+        parts = [clips[: order[0]], clips[order[0] : order[1]], clips[order[1] :]]
+        return embedder.embed_window_parts([part for part in parts if len(part)]).embeddings
+
+    np.testing.assert_allclose(packed([1, 3]), expected, rtol=1e-4, atol=1e-5)
+    # a shorter batch after a full one: the buffer's stale rows must not be embedded
+    np.testing.assert_allclose(
+        embedder.embed_window_parts([clips[3:]]).embeddings, expected[3:], rtol=1e-4, atol=1e-5
+    )
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(packed, [[1, 3], [2, 2], [0, 4], [3, 4]] * 2))
+    for result in results:
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_different_sounds_give_different_embeddings(embedder: PannsEmbedder) -> None:
     embeddings = embedder.get_scene_embeddings(_clips(3, 2.0))
     assert not np.allclose(embeddings[0], embeddings[1])
@@ -95,6 +119,9 @@ def test_cuda_matches_cpu(checkpoint: Path, test_limits: AudioLimits) -> None:
     np.testing.assert_allclose(
         gpu.embed_windows(clips).embeddings, cpu.embed_windows(clips).embeddings, atol=1e-3
     )
+    packed = gpu.embed_window_parts([clips[:1], clips[1:]]).embeddings
+    assert torch.from_numpy(gpu._batch_buffer(4, clips.shape[1])).is_pinned()
+    np.testing.assert_allclose(packed, cpu.embed_windows(clips).embeddings, atol=1e-3)
 
 
 def test_bf16_autocast_stays_within_tolerance_of_fp32(

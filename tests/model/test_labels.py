@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.model.constants import NUM_CLASSES
-from tasks.model.labels import audioset_labels, top_labels, top_labels_of_rows
+from tasks.model.labels import audioset_labels, top_labels_of_rows
 
 
 def test_labels_are_the_527_audioset_classes_in_model_order() -> None:
@@ -17,10 +17,10 @@ def test_labels_are_the_527_audioset_classes_in_model_order() -> None:
 def test_top_labels_are_the_most_probable_best_first() -> None:
     probabilities = np.zeros(NUM_CLASSES, dtype=np.float32)
     probabilities[[137, 0, 74]] = [0.9, 0.5, 0.7]
-    names, scores = top_labels(probabilities, 2)
-    assert names == ["Music", audioset_labels().names[74]]
-    assert scores == [np.float32(0.9), np.float32(0.7)]
-    assert top_labels(probabilities, 0) == ([], [])
+    names, scores = top_labels_of_rows(probabilities[None], 2)
+    assert names == [["Music", audioset_labels().names[74]]]
+    assert scores == [[np.float32(0.9), np.float32(0.7)]]
+    assert top_labels_of_rows(probabilities[None], 0) == ([[]], [[]])
 
 
 def test_top_labels_of_rows_match_each_rows_full_sort() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from tasks.storage.segments import (
     SEGMENTS_SCHEMA,
@@ -47,6 +48,15 @@ def test_float16_storage_keeps_the_vectors() -> None:
         (back * vectors).sum(1) / np.linalg.norm(back, axis=1) / np.linalg.norm(vectors, axis=1)
     )
     assert back.dtype == np.float32 and cosine.min() > 0.99999
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_each_stored_vector_is_its_own_float16_bytes(rows: int) -> None:
+    vectors = np.random.default_rng(2).standard_normal((rows, 4096), dtype=np.float32)[:, ::2]
+    stored = encode_vectors(vectors)  # from a strided view, as the shard's arrays can be
+    stored.validate(full=True)
+    assert stored.type == pa.binary() and len(stored) == rows
+    assert stored.to_pylist() == [row.astype("<f2").tobytes() for row in vectors]
 
 
 def test_changed_and_deleted_files_lose_their_old_segments(tmp_path: Path) -> None:

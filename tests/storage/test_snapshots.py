@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -14,6 +15,7 @@ from tasks.audio import samples
 from tasks.ingest.shard import embed_shard
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
+from tasks.model.labels import top_labels_of_rows
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable, read_snapshot
 from tasks.storage.sources import LocalSource
 
@@ -41,6 +43,26 @@ def test_commit_writes_one_version_and_reads_back_fixed_size_embeddings(
     assert row["model"] == "Cnn14" and row["checkpoint_sha256"] == embedder.checkpoint_sha256
     history = DeltaTable(table.uri).history(1)[0]
     assert history["audio_embeddings.run_id"] == "run-1"
+
+
+def test_rows_built_in_groups_are_each_files_own(
+    catalogue: Path, embedder: PannsEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are built for groups of files at once (labels ranked for the whole group): each row
+    still holds its own file's embedding and labels, whatever the grouping."""
+    import tasks.ingest.shard
+
+    source = LocalSource(catalogue)
+    whole = _embed_all(source, embedder, "run-1")
+    monkeypatch.setattr(tasks.ingest.shard, "ROW_TABLE_FILES", 2)  # 5 files: groups 2, 2, 1
+    grouped = _embed_all(source, embedder, "run-1")
+    assert grouped.rows.drop(["ingested_at"]).equals(whole.rows.drop(["ingested_at"]))
+    assert grouped.segments.drop(["ingested_at"]).equals(whole.segments.drop(["ingested_at"]))
+    for row in grouped.rows.to_pylist():
+        alone = embedder.embed_file(row["path"], (catalogue / row["path"]).read_bytes())
+        np.testing.assert_allclose(row["embedding"], alone.embedding, rtol=1e-4, atol=1e-5)
+        assert row["labels"] == top_labels_of_rows(alone.probabilities[None], 5)[0][0]
+        assert row["key"] == next(i.key for i in source.list_items() if i.path == row["path"])
 
 
 def test_nothing_to_change_commits_nothing(tmp_path: Path) -> None:
