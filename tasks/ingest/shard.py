@@ -13,7 +13,7 @@ import pyarrow as pa
 from tasks.audio.decode import AudioError
 from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.constants import EMBEDDING_SIZE
-from tasks.model.embedder import FileSegments, PannsEmbedder
+from tasks.model.embedder import FileEmbedding, FileSegments, PannsEmbedder
 from tasks.model.labels import top_labels_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
@@ -32,6 +32,31 @@ class ShardResult:
     rows: pa.Table
     segments: pa.Table = field(default_factory=SEGMENTS_SCHEMA.empty_table)
     failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """What an embedded file's rows need, without its audio: the audio must not outlive the
+    file (a group of 256 ten-second files would hold over 600 MB of samples and windows)."""
+
+    item: AudioItem
+    duration_seconds: float
+    sample_rate: int  # the file's own (Hz)
+    channels: int
+    num_windows: int
+    result: FileEmbedding
+
+    @classmethod
+    def of(cls, embedded: Embedded) -> EmbeddedFile:
+        audio, windows = embedded.prepared.audio, embedded.prepared.windows
+        return cls(
+            embedded.prepared.item,
+            audio.duration_seconds,
+            audio.original_sample_rate,
+            audio.channels,
+            windows.count,
+            embedded.result,
+        )
 
 
 #: Files whose snapshot and segment rows are built as one table: per file, building rows cost
@@ -53,12 +78,12 @@ def embed_shard(
     failures: list[Failure] = []
     row_tables: list[pa.Table] = []
     segment_tables: list[pa.Table] = []
-    pending: list[Embedded] = []
+    pending: list[EmbeddedFile] = []
 
     def build_rows() -> None:
         row_tables.append(snapshot_rows(pending, embedder, run_id, top_label_count))
         segment_tables.append(
-            segment_rows([(e.prepared.item, e.result.segments) for e in pending], run_id)
+            segment_rows([(file.item, file.result.segments) for file in pending], run_id)
         )
         pending.clear()
 
@@ -66,7 +91,7 @@ def embed_shard(
         if isinstance(outcome, AudioError):
             failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
             continue
-        pending.append(outcome)
+        pending.append(EmbeddedFile.of(outcome))
         if len(pending) >= ROW_TABLE_FILES:
             build_rows()
     if pending:
@@ -79,14 +104,13 @@ def embed_shard(
 
 
 def snapshot_rows(
-    files: Sequence[Embedded], embedder: PannsEmbedder, run_id: str, top_label_count: int
+    files: Sequence[EmbeddedFile], embedder: PannsEmbedder, run_id: str, top_label_count: int
 ) -> pa.Table:
     """The snapshot rows of embedded files (see ``SNAPSHOT_SCHEMA``), in the order given."""
     labels, scores = top_labels_of_rows(
-        np.stack([embedded.result.probabilities for embedded in files]), top_label_count
+        np.stack([file.result.probabilities for file in files]), top_label_count
     )
-    items = [embedded.prepared.item for embedded in files]
-    audio = [embedded.prepared.audio for embedded in files]
+    items = [file.item for file in files]
     return pa.table(
         {
             "key": [item.key for item in items],
@@ -97,16 +121,14 @@ def snapshot_rows(
             "size_bytes": [item.size_bytes for item in items],
             "last_modified": [item.last_modified for item in items],
             "metadata": [sorted(item.metadata.items()) for item in items],
-            "duration_seconds": [a.duration_seconds for a in audio],
-            "sample_rate": [a.original_sample_rate for a in audio],
-            "channels": [a.channels for a in audio],
-            "num_windows": [embedded.prepared.windows.count for embedded in files],
-            "num_segments": [len(e.result.segments.start_seconds) for e in files],
+            "duration_seconds": [file.duration_seconds for file in files],
+            "sample_rate": [file.sample_rate for file in files],
+            "channels": [file.channels for file in files],
+            "num_windows": [file.num_windows for file in files],
+            "num_segments": [len(file.result.segments.start_seconds) for file in files],
             "embedding": pa.ListArray.from_arrays(
                 np.arange(len(files) + 1, dtype=np.int32) * np.int32(EMBEDDING_SIZE),
-                np.stack(
-                    [embedded.result.embedding for embedded in files], dtype=np.float32
-                ).ravel(),
+                np.stack([file.result.embedding for file in files], dtype=np.float32).ravel(),
             ),
             "labels": labels,
             "label_scores": scores,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,36 @@ def test_rows_built_in_groups_are_each_files_own(
         np.testing.assert_allclose(row["embedding"], alone.embedding, rtol=1e-4, atol=1e-5)
         assert row["labels"] == top_labels_of_rows(alone.probabilities[None], 5)[0][0]
         assert row["key"] == next(i.key for i in source.list_items() if i.path == row["path"])
+
+
+def test_a_files_audio_is_let_go_before_its_groups_rows_are_built(
+    catalogue: Path, embedder: PannsEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows wait for a group of files, their audio must not: on a GPU a group of 256 ten-second
+    files would hold over 600 MB of samples and windows."""
+    import tasks.ingest.shard
+    import tasks.ingest.stream
+
+    decoded: dict[str, list[weakref.ref]] = {}
+    prepare, build = tasks.ingest.stream.prepare, tasks.ingest.shard.snapshot_rows
+
+    def recording_prepare(item, *args):
+        prepared = prepare(item, *args)
+        decoded[item.path] = [
+            weakref.ref(prepared.audio.samples),
+            weakref.ref(prepared.windows.audio),
+        ]
+        return prepared
+
+    def checking_build(files, *args):
+        gc.collect()
+        for file in files[:-1]:  # the newest one is still the shard loop's current file
+            assert all(ref() is None for ref in decoded[file.item.path]), file.item.path
+        return build(files, *args)
+
+    monkeypatch.setattr(tasks.ingest.stream, "prepare", recording_prepare)
+    monkeypatch.setattr(tasks.ingest.shard, "snapshot_rows", checking_build)
+    assert _embed_all(LocalSource(catalogue), embedder, "run-1").rows.num_rows == 5
 
 
 def test_nothing_to_change_commits_nothing(tmp_path: Path) -> None:
