@@ -11,6 +11,7 @@ commits that follow touch few partitions.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -114,6 +115,43 @@ class ChangePlan:
         return sorted(k for batch in self.deleted_key_batches(_MANIFEST_BATCH) for k in batch)
 
 
+#: Plan folders are named ``<prefix><pid namespace>-<pid>-<random>`` under the temp folder.
+PLAN_FOLDER_PREFIX = "audio-embeddings-plan-"
+
+
+def new_plan_folder() -> Path:
+    """A new folder for a plan, named after this process, once the folders of plans whose
+    process no longer runs are removed: a run killed mid-way (SIGKILL, a lost node) removes
+    nothing, and at a million files a plan's manifest is hundreds of MB."""
+    namespace = _pid_namespace()
+    if namespace is not None:
+        for folder in Path(tempfile.gettempdir()).glob(f"{PLAN_FOLDER_PREFIX}{namespace}-*"):
+            pid = folder.name.removeprefix(f"{PLAN_FOLDER_PREFIX}{namespace}-").split("-")[0]
+            if pid.isdigit() and not _process_runs(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+    prefix = f"{PLAN_FOLDER_PREFIX}{namespace or 'x'}-{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (Linux), so that only the plans of processes this one can
+    see are judged by their PIDs (containers may share a temp folder); None elsewhere."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return None
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def plan_changes(
     listing: Iterable[AudioItem],
     snapshot: SnapshotTable,
@@ -128,7 +166,7 @@ def plan_changes(
     Deletions are only inferred from a ``complete_listing`` (a whole source, not a few blobs),
     among the snapshot rows whose URI starts with ``uri_prefix`` (the source's own rows).
     """
-    plan = ChangePlan(Path(tempfile.mkdtemp(prefix="audio-embeddings-plan-")))
+    plan = ChangePlan(new_plan_folder())
     groups = _spill_by_group(listing, plan.folder)
     quarantined = quarantine.markers()
     latest = snapshot.latest()

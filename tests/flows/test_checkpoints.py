@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,10 +48,18 @@ def test_a_killed_ingest_resumes_from_its_commits_and_ends_like_a_clean_run(
 ) -> None:
     resumed_dir = tmp_path / "resumed"
     settings = _settings(resumed_dir, checkpoint)
+    scratch = tmp_path / "scratch"  # the temp folder of both runs, where their plans live
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     snapshot = SnapshotTable(str((resumed_dir / "snapshots").resolve()))
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "ingest", str(many_clips), "--no-index"],
-        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), **settings},
+        env={
+            **os.environ,
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "TMPDIR": str(scratch),
+            **settings,
+        },
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -66,6 +75,7 @@ def test_a_killed_ingest_resumes_from_its_commits_and_ends_like_a_clean_run(
         process.wait()
     committed = snapshot.read(columns=["key"]).num_rows
     assert 0 < committed < FILES, committed
+    assert any(scratch.glob("audio-embeddings-plan-*"))  # the killed run's plan, left behind
 
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -74,6 +84,7 @@ def test_a_killed_ingest_resumes_from_its_commits_and_ends_like_a_clean_run(
     assert again.embedded == FILES - committed  # only what the killed run had not committed
     assert again.unchanged == committed and again.resumed == committed
     assert again.commits == -(-again.embedded // 2)  # one version per two-file shard
+    assert not any(scratch.glob("audio-embeddings-plan-*"))  # removed by the next run
 
     for name, value in _settings(tmp_path / "clean", checkpoint).items():
         monkeypatch.setenv(name, value)

@@ -3,12 +3,15 @@ plan streams through spill files and comes back in key order, shard by shard."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tasks.ingest.plan import container_of, plan_changes
+from tasks.ingest.plan import PLAN_FOLDER_PREFIX, container_of, new_plan_folder, plan_changes
 from tasks.storage.quarantine import Failure, QuarantineTable
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import InvalidSourceError, LocalSource
@@ -101,3 +104,23 @@ def test_files_embedded_before_segments_were_stored_are_embedded_again(tmp_path:
     plan = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q")))
     assert sorted(i.key for i in plan.items()) == sorted(i.key for i in items[:2])
     assert (plan.to_embed, plan.unchanged, plan.deleted) == (2, 2, 0)
+
+
+def test_a_new_plan_removes_the_folders_of_plans_whose_process_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(ended.stdout)
+    own = new_plan_folder()
+    namespace = own.name.removeprefix(PLAN_FOLDER_PREFIX).split("-")[0]
+    killed = tmp_path / f"{PLAN_FOLDER_PREFIX}{namespace}-{dead_pid}-abcd"
+    other_namespace = tmp_path / f"{PLAN_FOLDER_PREFIX}1-{dead_pid}-abcd"  # another container's
+    for folder in (killed, other_namespace):
+        folder.mkdir()
+        (folder / "to_embed.arrow").write_bytes(b"manifest")
+    second = new_plan_folder()
+    assert not killed.exists()
+    assert own.exists() and second.exists() and other_namespace.exists()
