@@ -22,7 +22,7 @@ from tasks.audio.decode import DecodedAudio, decode
 from tasks.audio.device import cut_windows_on_device, resample_on_device, to_device
 from tasks.audio.windows import SegmentSpans, Windows, cut_windows, segment_spans
 from tasks.errors import UserError
-from tasks.model.allocator import keep_freed_memory
+from tasks.model.allocator import give_back_freed_memory, keep_freed_memory
 from tasks.model.checkpoint import file_sha256, resolve_checkpoint
 from tasks.model.cnn14 import cnn14_forward, cnn14_head, load_cnn14
 from tasks.model.constants import (
@@ -223,6 +223,9 @@ class PannsEmbedder:
         trunk = None
         if choose_engine(engine, on, precision) == "onnxruntime":
             trunk = OnnxTrunk(exported_trunk(model, path, sha256))
+            # Building the session allocates and frees about 1.1 GB (the parsed model, graph
+            # copies), which the allocator setting above would otherwise keep for good.
+            give_back_freed_memory()
         return cls(
             model,
             on,
