@@ -18,6 +18,7 @@ import os
 import resource
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
     )
+    # the test server's database folder (mkdtemp, removed by an exit handler that a pool's
+    # worker never runs) goes inside the scratch folder, which the parent removes
+    tempfile.tempdir = workdir
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.ingest import ingest
