@@ -13,7 +13,7 @@ import pyarrow as pa
 from tasks.audio.decode import AudioError
 from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.constants import EMBEDDING_SIZE
-from tasks.model.embedder import FileEmbedding, FileSegments, PannsEmbedder
+from tasks.model.embedder import FileEmbedding, PannsEmbedder
 from tasks.model.labels import top_labels_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
@@ -82,9 +82,7 @@ def embed_shard(
 
     def build_rows() -> None:
         row_tables.append(snapshot_rows(pending, embedder, run_id, top_label_count))
-        segment_tables.append(
-            segment_rows([(file.item, file.result.segments) for file in pending], run_id)
-        )
+        segment_tables.append(segment_rows(pending, run_id))
         pending.clear()
 
     for item, outcome in embed_items([(i, source) for i in items], embedder, workers):
@@ -141,10 +139,11 @@ def snapshot_rows(
     )
 
 
-def segment_rows(files: Sequence[tuple[AudioItem, FileSegments]], run_id: str) -> pa.Table:
+def segment_rows(files: Sequence[EmbeddedFile], run_id: str) -> pa.Table:
     """The segment rows of embedded files (see ``SEGMENTS_SCHEMA``): each file's in time order,
     files in the order given."""
-    counts = [len(segments.start_seconds) for _, segments in files]
+    segments = [file.result.segments for file in files]
+    counts = [len(part.start_seconds) for part in segments]
     total = sum(counts)
     if not total:
         return SEGMENTS_SCHEMA.empty_table()
@@ -152,9 +151,9 @@ def segment_rows(files: Sequence[tuple[AudioItem, FileSegments]], run_id: str) -
     def per_segment(values: list) -> list:
         return [value for value, count in zip(values, counts, strict=True) for _ in range(count)]
 
-    items = [item for item, _ in files]
+    items = [file.item for file in files]
     labels, scores = top_labels_of_rows(
-        np.concatenate([segments.probabilities for _, segments in files]), SEGMENT_LABELS
+        np.concatenate([part.probabilities for part in segments]), SEGMENT_LABELS
     )
     return pa.table(
         {
@@ -171,18 +170,16 @@ def segment_rows(files: Sequence[tuple[AudioItem, FileSegments]], run_id: str) -
             "segment_index": pa.array(
                 np.concatenate([np.arange(count, dtype=np.int32) for count in counts])
             ),
-            "start_seconds": np.concatenate(
-                [segments.start_seconds for _, segments in files]
-            ).astype(np.float64),
-            "end_seconds": np.concatenate([segments.end_seconds for _, segments in files]).astype(
+            "start_seconds": np.concatenate([part.start_seconds for part in segments]).astype(
+                np.float64
+            ),
+            "end_seconds": np.concatenate([part.end_seconds for part in segments]).astype(
                 np.float64
             ),
             "segment_seconds": pa.array(
-                per_segment([segments.segment_seconds for _, segments in files]), pa.float64()
+                per_segment([part.segment_seconds for part in segments]), pa.float64()
             ),
-            "embedding": encode_vectors(
-                np.concatenate([segments.embeddings for _, segments in files])
-            ),
+            "embedding": encode_vectors(np.concatenate([part.embeddings for part in segments])),
             "labels": labels,
             "label_scores": scores,
             "run_id": pa.array([run_id] * total, pa.string()),
