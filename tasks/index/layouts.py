@@ -5,7 +5,6 @@ own table with the same diff machinery.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Literal
 
@@ -128,11 +127,6 @@ SEGMENTS = Layout(
     # float16 like the table: a segment index is ten times the file index
     vector_type=pa.list_(pa.float16(), EMBEDDING_SIZE),
 )
-
-
-def folder_of(path: str) -> str:
-    """The folder part of a catalogue path (a facet in the cloud index)."""
-    return posixpath.dirname(path)
 
 
 def best_per_file(hits: list[SearchHit], per_file: int, top: int) -> list[SearchHit]:

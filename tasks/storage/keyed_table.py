@@ -246,11 +246,6 @@ class KeyedTable:
         """The latest version, opened once for several reads (an empty one if no table yet)."""
         return TableVersion(self._table(), self.schema)
 
-    def committed_sequence(self, run_id: str) -> int | None:
-        """The highest commit sequence number of ``run_id`` in the table (None: none yet)."""
-        table = self._table()
-        return None if table is None else table.transaction_version(self._app_id(run_id))
-
     def column_names(self) -> list[str]:
         """Columns of the latest version (older tables may lack newer columns until a commit)."""
         table = self._table()
