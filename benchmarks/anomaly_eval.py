@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.audio import samples  # noqa: E402
+from tasks.audio.pieces import cut_pieces  # noqa: E402
 
 RATE = 16_000
 SECONDS = 10.0
@@ -94,8 +95,9 @@ def separate_windows(folder: Path, embedder) -> list:
     for item in source.list_items():
         audio = short.decode(item.path, source.read_bytes(item))
         starts = range(0, len(audio.samples) - length + 1, hop)
-        windows = np.stack([audio.samples[s : s + length] for s in starts])
-        embeddings = short.embed_windows(windows).embeddings
+        # each window embedded as a clip of its own (edges mirrored, as any file's)
+        pieces = [cut_pieces(audio.samples[s : s + length], short.limits) for s in starts]
+        embeddings = np.stack([f.embedding for f in short.embed_files(pieces)])
         seconds = np.array([s / MODEL_SAMPLE_RATE for s in starts])
         clips.append(ClipWindows(item.key, item.path, embeddings, seconds))
     return clips

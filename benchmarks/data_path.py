@@ -79,6 +79,7 @@ def _stand_in_embed_shard(items, source, embedder, run_id, top_label_count=5, wo
     import pyarrow as pa
 
     from tasks.ingest.shard import ShardResult
+    from tasks.model.constants import EMBEDDING_METHOD
     from tasks.storage.snapshots import SNAPSHOT_SCHEMA
 
     rng = np.random.default_rng(abs(hash(items[0].key)) % 2**32)
@@ -106,6 +107,7 @@ def _stand_in_embed_shard(items, source, embedder, run_id, top_label_count=5, wo
             "label_scores": [[0.5]] * n,
             "model": ["Cnn14"] * n,
             "checkpoint_sha256": ["stand-in"] * n,
+            "embedding_method": [EMBEDDING_METHOD] * n,
             "run_id": [run_id] * n,
             "ingested_at": [now] * n,
         },

@@ -5,7 +5,7 @@
 Ingests a reference of normal 10 s clips and a batch of new clips of one machine, then times
 two scans: the first (calibrates the reference) and, after more clips arrive and are ingested,
 the next one (calibration reused). Model work is counted where every forward pass goes
-(``PannsEmbedder.embed_batch``): its calls, the audio seconds it saw and its wall time.
+(``PannsEmbedder.trunk_frames``): its calls, the audio seconds it saw and its wall time.
 
 Run it on two checkouts to compare (the scan parameters both understand are used: 2 s windows
 every 1 s, k-NN, gamma q = 0.99); a random-weight checkpoint is written unless given.
@@ -55,18 +55,18 @@ def main() -> None:
     from tasks.model.embedder import PannsEmbedder
 
     model = {"calls": 0, "audio_seconds": 0.0, "seconds": 0.0}
-    forward = PannsEmbedder.embed_batch
+    forward = PannsEmbedder.trunk_frames
 
-    def counted(self, windows):
+    def counted(self, rows):
         started = time.perf_counter()
         try:
-            return forward(self, windows)
+            return forward(self, rows)
         finally:
             model["calls"] += 1
-            model["audio_seconds"] += windows.shape[0] * windows.shape[1] / MODEL_SAMPLE_RATE
+            model["audio_seconds"] += sum(len(row) for row in rows) / MODEL_SAMPLE_RATE
             model["seconds"] += time.perf_counter() - started
 
-    PannsEmbedder.embed_batch = counted
+    PannsEmbedder.trunk_frames = counted
     audio = work / "audio"
     for i in range(args.reference):
         samples.write(

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.workdir import scratch_folder  # noqa: E402
 from tasks.index.lancedb_index import INDEX_SCHEMA, LanceDBIndex  # noqa: E402
-from tasks.model.constants import EMBEDDING_SIZE  # noqa: E402
+from tasks.model.constants import EMBEDDING_METHOD, EMBEDDING_SIZE  # noqa: E402
 
 CHUNK = 50_000
 #: (name, create_index arguments, [query settings]) compared besides the product's own.
@@ -99,6 +99,7 @@ def _rows(start: int, vectors: np.ndarray) -> pa.Table:
             "label_scores": [[0.5]] * n,
             "model": ["Cnn14"] * n,
             "checkpoint_sha256": ["x"] * n,
+            "embedding_method": [EMBEDDING_METHOD] * n,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), EMBEDDING_SIZE),
         },
         schema=INDEX_SCHEMA,

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.workdir import scratch_folder  # noqa: E402
-from tasks.model.constants import GFLOP_PER_10S_CLIP  # noqa: E402  (no torch: cheap to import)
+from tasks.model.constants import EMBEDDING_METHOD, GFLOP_PER_10S_CLIP  # noqa: E402  (no torch: cheap to import)
 
 CLIP_SECONDS = 10.0
 DECODE_ROUNDS = 5  # rounds of the decode phase's variants; each keeps its best
@@ -147,12 +147,12 @@ def phase_model_only(
     windows = (0.1 * rng.standard_normal((batch_size, int(CLIP_SECONDS * 32_000)))).astype(
         np.float32
     )
-    embedder.embed_windows(windows)  # warm-up (cuDNN autotuning, allocator)
+    embedder.trunk_frames(list(windows))  # warm-up (cuDNN autotuning, allocator)
     device = str(embedder.device)
     _sync(device)
     batches, start = 0, time.perf_counter()
     while time.perf_counter() - start < args.seconds_per_point or batches < 3:
-        embedder.embed_windows(windows)
+        embedder.trunk_frames(list(windows))
         batches += 1
     _sync(device)
     elapsed = time.perf_counter() - start
@@ -220,7 +220,7 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
         decode_opened,
         open_audio,
     )
-    from tasks.audio.windows import cut_windows
+    from tasks.audio.pieces import cut_pieces
     from tasks.model.allocator import keep_freed_memory
     from tasks.settings import AudioLimits
 
@@ -230,7 +230,7 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
     limits = AudioLimits(window_seconds=CLIP_SECONDS)
 
     def with_resampling(path: str) -> None:
-        cut_windows(decode(path, Path(path).read_bytes(), limits).samples, limits)
+        cut_pieces(decode(path, Path(path).read_bytes(), limits).samples, limits)
 
     def decode_only(path: str) -> None:  # what is left on the host when the GPU resamples
         decode(path, Path(path).read_bytes(), limits, resample=False)
@@ -347,24 +347,20 @@ def phase_host_ceiling(
     per second the host path (reader threads, resampling where the pipeline does it, batching,
     row building) can feed a model, i.e. the pipeline's ceiling on an infinitely fast GPU."""
 
+    import torch
+
+    from tasks.audio.pieces import FRAME_SAMPLES
     from tasks.ingest.shard import embed_shard
-    from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
-    from tasks.model.embedder import WindowOutputs
+    from tasks.model.constants import EMBEDDING_SIZE
     from tasks.storage.sources import LocalSource
 
     embedder = _embedder(args, batch_size, "torch")
-    segments = embedder.limits.segments_per_window
 
-    def no_model(windows) -> WindowOutputs:
-        count = len(windows)
-        return WindowOutputs(
-            np.zeros((count, EMBEDDING_SIZE), np.float32),
-            np.zeros((count, NUM_CLASSES), np.float32),
-            np.zeros((count, segments, EMBEDDING_SIZE), np.float32),
-            np.zeros((count, segments, NUM_CLASSES), np.float32),
-        )
+    def no_model(rows) -> torch.Tensor:
+        frames = max(len(row) for row in rows) // FRAME_SAMPLES
+        return torch.zeros((len(rows), frames, EMBEDDING_SIZE))
 
-    embedder.embed_batch = no_model
+    embedder.trunk_frames = no_model
     source = LocalSource(Path(folder))
     items = list(source.list_items())
     embed_shard(items[:batch_size], source, embedder, "warm-up", workers=args.workers)
@@ -436,6 +432,7 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
                 "label_scores": [[0.5]] * len(items),
                 "model": ["Cnn14"] * len(items),
                 "checkpoint_sha256": ["x"] * len(items),
+                "embedding_method": [EMBEDDING_METHOD] * len(items),
                 "run_id": ["r"] * len(items),
                 "ingested_at": [now] * len(items),
             },

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from tasks.model.constants import EMBEDDING_SIZE
+from tasks.model.constants import EMBEDDING_METHOD, EMBEDDING_SIZE
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA
 from tasks.storage.sources import AudioItem
 
@@ -29,6 +29,7 @@ def rows_for(
         "last_modified": [i.last_modified for i in items],
         "embedding": list(embeddings),
         "num_segments": [1] * len(items),
+        "embedding_method": [EMBEDDING_METHOD] * len(items),
         "run_id": [run_id] * len(items),
         "ingested_at": [now] * len(items),
     }

@@ -106,6 +106,12 @@ def plan_scan(
         if selector.selects(row["path"], metadata_of(row)):
             group = selector.group_of(row["path"], metadata_of(row))
             plan.references.setdefault(group, []).append(row)
+    if rows and not plan.references:
+        # a typo in a scheduled scan's reference would otherwise never alert anyone
+        raise InvalidReferenceError(
+            f"no file of the catalogue ({len(rows)} files) is in the reference "
+            f"{selector.description()}: nothing can be scanned; check the reference options"
+        )
     if paths:
         wanted = set(paths)
         candidates = [r for r in rows if r["path"] in wanted]

@@ -77,6 +77,17 @@ class ReferenceSelector:
     metadata: tuple[tuple[str, str], ...] = ()
     group_metadata_key: str | None = None
 
+    def description(self) -> str:
+        """The criteria in words, for errors: "paths under 'x/' or 2 listed paths"."""
+        parts = []
+        if self.path_prefix:
+            parts.append(f"paths under {self.path_prefix!r}")
+        if self.paths:
+            parts.append(f"{len(self.paths)} listed paths")
+        if self.metadata:
+            parts.append("metadata " + ", ".join(f"{k}={v}" for k, v in self.metadata))
+        return " or ".join(parts) or "(no criteria)"
+
     def selects(self, path: str, metadata: Mapping[str, str] | None = None) -> bool:
         if not self.path_prefix and not self.paths and not self.metadata:
             raise InvalidReferenceError(

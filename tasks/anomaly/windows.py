@@ -21,7 +21,7 @@ from tasks.errors import UserError
 from tasks.storage.segments import SegmentsTable, segment_vectors
 
 if TYPE_CHECKING:
-    from tasks.model.embedder import FileSegments
+    from tasks.model.file_vectors import FileSegments
 
 #: Columns of the segments table a scan reads.
 SEGMENT_COLUMNS = ("file_key", "etag", "start_seconds", "segment_seconds", "embedding")

@@ -1,4 +1,5 @@
-"""Resampling to 32 kHz and windowing on the model's device, for when host cores cannot keep up.
+"""Resampling to 32 kHz on the model's device, for when host cores cannot keep up (the pieces
+are then cut there too: ``tasks.audio.pieces`` takes device tensors).
 
 Why: on the 2-core VM one core decodes a 10 s 44.1 kHz stereo WAV in about 2 ms and soxr's HQ
 resampler then takes about 2.7 ms more. A GPU that embeds >= 2,000 clips/s would need ~6 host
@@ -7,7 +8,7 @@ cores for resampling alone; on the GPU it is one strided convolution per clip.
 The filter is julius' windowed-sinc polyphase resampler (24 zero crossings, pass band up to
 0.945 x 16 kHz, beyond Cnn14's 14 kHz mel ceiling). Measured against an analytic sine at
 44.1 -> 32 kHz: 99 dB SNR at 440 Hz and 5 kHz, 61 dB at 13 kHz, a 20 kHz tone suppressed by
-83 dB (soxr HQ: 130 / 68 / 140 dB). Embeddings stay within cosine 0.999 of the host path
+83 dB (soxr HQ: 130 / 68 / 140 dB). Embeddings stay within cosine 0.995 of the host path
 (tested), so snapshot rows made either way can be searched together.
 """
 
@@ -19,9 +20,7 @@ import julius
 import numpy as np
 import torch
 
-from tasks.audio.windows import Windows, window_starts
 from tasks.model.constants import MODEL_SAMPLE_RATE
-from tasks.settings import AudioLimits
 
 
 @lru_cache(maxsize=32)
@@ -48,20 +47,3 @@ def resample_on_device(samples: np.ndarray, sample_rate: int, device: torch.devi
     if sample_rate == MODEL_SAMPLE_RATE:
         return tensor
     return _resampler(sample_rate, device)(tensor)
-
-
-@torch.inference_mode()
-def cut_windows_on_device(samples: torch.Tensor, limits: AudioLimits) -> Windows:
-    """``tasks.audio.windows.cut_windows`` for a 32 kHz tensor: same starts, and the windows
-    stay on its device."""
-    window, starts = window_starts(samples.shape[0], limits)
-    if starts is None:
-        padded = torch.zeros((1, window), dtype=torch.float32, device=samples.device)
-        padded[0, : samples.shape[0]] = samples
-        return Windows(padded, np.zeros(1), samples.shape[0] / MODEL_SAMPLE_RATE)
-    stacked = samples.unfold(0, window, 1)[torch.as_tensor(starts, device=samples.device)]
-    return Windows(
-        audio=stacked.contiguous(),
-        start_seconds=np.asarray(starts, dtype=np.float64) / MODEL_SAMPLE_RATE,
-        duration_seconds=samples.shape[0] / MODEL_SAMPLE_RATE,
-    )

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.events.blob import parse_blob_url
+from tasks.model.constants import EMBEDDING_METHOD
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
 from tasks.storage.sources import (
@@ -170,10 +171,12 @@ def plan_changes(
     groups = _spill_by_group(listing, plan.folder)
     quarantined = quarantine.markers()
     latest = snapshot.latest()
-    # rows without segments (written before they were stored) count as changed: embedded again
+    # rows of another embedding method, or without segments (from before either was stored),
+    # count as changed: embedded again, once
     columns = ["key", "etag", "run_id", "source_uri"]
-    if latest.data is None or "num_segments" in latest.data.schema.names:
-        columns.append("num_segments")
+    for marker in ("num_segments", "embedding_method"):
+        if latest.data is None or marker in latest.data.schema.names:
+            columns.append(marker)
     with (
         _Writer(plan.folder / "to_embed.arrow", ITEM_SCHEMA) as to_embed,
         _Writer(plan.folder / "deleted.arrow", pa.schema([("key", pa.string())])) as deleted,
@@ -203,8 +206,10 @@ def _plan_group(
 ) -> None:
     """One key group: count the unchanged, write what to embed and what to delete."""
     listed_markers = listed.select(["key", "etag"])
-    if "num_segments" in current.column_names:
-        embedded = current.filter(pc.is_valid(current["num_segments"]))
+    if {"num_segments", "embedding_method"} <= set(current.column_names):
+        method = pc.cast(current["embedding_method"], pa.string())
+        current_method = pc.fill_null(pc.equal(method, EMBEDDING_METHOD), False)
+        embedded = current.filter(pc.and_(current_method, pc.is_valid(current["num_segments"])))
     else:
         embedded = current.slice(0, 0)
     unchanged = listed_markers.join(

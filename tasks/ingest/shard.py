@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from tasks.audio.decode import AudioError
 from tasks.ingest.stream import Embedded, embed_items
-from tasks.model.constants import EMBEDDING_SIZE
-from tasks.model.embedder import FileEmbedding, PannsEmbedder
+from tasks.model.constants import EMBEDDING_METHOD, EMBEDDING_SIZE
+from tasks.model.embedder import PannsEmbedder
+from tasks.model.file_vectors import FileEmbedding
 from tasks.model.labels import top_labels_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
@@ -37,7 +38,7 @@ class ShardResult:
 @dataclass(frozen=True)
 class EmbeddedFile:
     """What an embedded file's rows need, without its audio: the audio must not outlive the
-    file (a group of 256 ten-second files would hold over 600 MB of samples and windows)."""
+    file (a group of 256 ten-second files would hold over 600 MB of samples and pieces)."""
 
     item: AudioItem
     duration_seconds: float
@@ -48,13 +49,13 @@ class EmbeddedFile:
 
     @classmethod
     def of(cls, embedded: Embedded) -> EmbeddedFile:
-        audio, windows = embedded.prepared.audio, embedded.prepared.windows
+        audio = embedded.prepared.audio
         return cls(
             embedded.prepared.item,
             audio.duration_seconds,
             audio.original_sample_rate,
             audio.channels,
-            windows.count,
+            len(embedded.result.window_embeddings),
             embedded.result,
         )
 
@@ -132,6 +133,7 @@ def snapshot_rows(
             "label_scores": scores,
             "model": [embedder.model_name] * len(files),
             "checkpoint_sha256": [embedder.checkpoint_sha256] * len(files),
+            "embedding_method": [EMBEDDING_METHOD] * len(files),
             "run_id": [run_id] * len(files),
             "ingested_at": [datetime.now(UTC)] * len(files),
         },

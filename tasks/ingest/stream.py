@@ -4,13 +4,13 @@ come back as ``AudioError`` values, never exceptions. Ingest shards and ``anomal
 
 Long files (over ``stream_above_seconds``) never sit in memory whole: they are read from a file
 (a blob is downloaded to a temporary file), decoded block by block in a thread, and their windows
-go through the model as they are cut, in batches of their own.
+go through the model as they are cut, in batches of their own. Either way a file's frames are
+the whole file's (tasks.audio.pieces).
 """
 
 from __future__ import annotations
 
 import io
-import math
 import queue
 import threading
 from collections import deque
@@ -33,15 +33,11 @@ from tasks.audio.decode import (
     decode_pcm_wav,
     open_audio,
 )
-from tasks.audio.windows import WindowCutter, Windows, segment_spans
+from tasks.audio.pieces import PieceCutter, Pieces
 from tasks.model.allocator import give_back_freed_memory
-from tasks.model.constants import EMBEDDING_SIZE, MODEL_SAMPLE_RATE, NUM_CLASSES
-from tasks.model.embedder import (
-    FileEmbedding,
-    FileSegments,
-    PannsEmbedder,
-    WindowOutputs,
-)
+from tasks.model.constants import MODEL_SAMPLE_RATE
+from tasks.model.embedder import PannsEmbedder
+from tasks.model.file_vectors import FileEmbedding, FileFrames
 from tasks.storage.sources import AudioItem, AudioSource
 
 #: Files up to this size are read into memory; larger ones are read from a file (bytes).
@@ -54,11 +50,11 @@ BLOCKS_AHEAD = 2
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file read, decoded and cut into windows, ready for the model."""
+    """A file read, decoded and cut into pieces, ready for the model."""
 
     item: AudioItem
     audio: DecodedAudio
-    windows: Windows
+    pieces: Pieces
 
 
 @dataclass
@@ -73,10 +69,10 @@ class LongFile:
 
 
 def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Prepared | LongFile:
-    """Read, decode and window one item (or, for a long file, open it and check its header);
+    """Read, decode and cut one item (or, for a long file, open it and check its header);
     raises ``AudioError`` for anything unusable.
 
-    Runs in reader threads: when the embedder resamples on its device, the windows come back
+    Runs in reader threads: when the embedder resamples on its device, the pieces come back
     already there.
     """
     limits = embedder.limits
@@ -89,7 +85,7 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Pr
                 # 16/24-bit PCM WAV straight from the bytes; anything else through libsndfile
                 pcm = decode_pcm_wav(item.uri, data, limits, resample, limits.stream_above_seconds)
                 if pcm is not None:
-                    return Prepared(item, pcm, embedder.windows_of(pcm))
+                    return Prepared(item, pcm, embedder.pieces_of(pcm))
                 file = io.BytesIO(data)
             else:
                 file = resources.enter_context(source.open_file(item))
@@ -102,7 +98,7 @@ def prepare(item: AudioItem, source: AudioSource, embedder: PannsEmbedder) -> Pr
         if header.duration_seconds > limits.stream_above_seconds:
             return LongFile(item, header, sound, resources.pop_all())
         audio = decode_opened(item.uri, sound, header, limits, resample)
-    return Prepared(item, audio, embedder.windows_of(audio))
+    return Prepared(item, audio, embedder.pieces_of(audio))
 
 
 def prefetch(
@@ -159,15 +155,15 @@ class Embedded:
 
 @dataclass
 class _Waiting:
-    """A prepared file whose windows are going through batches."""
+    """A prepared file whose pieces are going through batches."""
 
     prepared: Prepared
-    outputs: WindowOutputs | None = None  # set once its first windows are embedded
-    batched: int = 0  # windows already embedded
+    frames: FileFrames
+    batched: int = 0  # pieces already embedded
 
     @property
     def unbatched(self) -> int:
-        return self.prepared.windows.count - self.batched
+        return self.prepared.pieces.count - self.batched
 
 
 def embed_items(
@@ -179,10 +175,10 @@ def embed_items(
     as soon as they are known.
 
     Files are read and decoded by ``workers`` threads while the model runs on earlier ones.
-    Windows of consecutive files are packed into full batches of ``batch_size`` (a file may span
+    Pieces of consecutive files are packed into full batches of ``batch_size`` (a file may span
     two batches), so only the stream's last batch (and one before each long file) can be short.
-    Memory held: the look-ahead, plus under one batch of windows and the files they belong to;
-    a long file's outputs, never its audio.
+    Memory held: the look-ahead, plus under one batch of pieces and the files they belong to;
+    a long file's vectors, never its audio.
     """
     waiting: deque[_Waiting] = deque()
     unbatched = 0
@@ -193,120 +189,73 @@ def embed_items(
         if isinstance(outcome, LongFile):  # the files before it first, in order
             while unbatched:
                 unbatched -= _embed_next_batch(waiting, embedder)
-            yield from _finished(waiting, embedder)
+            yield from _finished(waiting)
             yield item, embed_long_file(outcome, embedder)
             continue
-        waiting.append(_Waiting(outcome))
-        unbatched += outcome.windows.count
+        frames = embedder.file_frames(outcome.pieces.length)
+        waiting.append(_Waiting(outcome, frames))
+        unbatched += outcome.pieces.count
         while unbatched >= embedder.batch_size:
             unbatched -= _embed_next_batch(waiting, embedder)
-            yield from _finished(waiting, embedder)
+            yield from _finished(waiting)
     while unbatched:
         unbatched -= _embed_next_batch(waiting, embedder)
-    yield from _finished(waiting, embedder)
+    yield from _finished(waiting)
 
 
 def _embed_next_batch(waiting: deque[_Waiting], embedder: PannsEmbedder) -> int:
-    """One forward pass over the next (up to) ``batch_size`` windows; returns how many."""
-    parts: list[tuple[_Waiting, int, int]] = []  # (file, first window, window count)
-    room = embedder.batch_size
+    """One forward pass over the next (up to) ``batch_size`` pieces; returns how many."""
+    batch = []
     for entry in waiting:
-        take = min(room, entry.unbatched)
-        if take:
-            parts.append((entry, entry.batched, take))
-            room -= take
-        if not room:
-            break
-    outputs = embedder.embed_window_parts(
-        [entry.prepared.windows.audio[first : first + take] for entry, first, take in parts]
-    )
-    segments = embedder.limits.segments_per_window
-    offset = 0
-    for entry, first, take in parts:
-        if take == entry.prepared.windows.count:  # the whole file: its slice of this batch
-            entry.outputs = outputs[offset : offset + take]
-        else:  # a file across batches is assembled in arrays of its own
-            if entry.outputs is None:
-                entry.outputs = WindowOutputs.empty(entry.prepared.windows.count, segments)
-            entry.outputs.fill(first, outputs[offset : offset + take])
+        take = min(embedder.batch_size - len(batch), entry.unbatched)
+        pieces = entry.prepared.pieces
+        batch.extend((entry.frames, pieces.piece(entry.batched + i)) for i in range(take))
         entry.batched += take
-        offset += take
-    return offset
+        if len(batch) == embedder.batch_size:
+            break
+    embedder.run_pieces(batch)
+    return len(batch)
 
 
-def _finished(
-    waiting: deque[_Waiting], embedder: PannsEmbedder
-) -> Iterator[tuple[AudioItem, Embedded]]:
-    # Batches take windows front to back, so files finish in order.
+def _finished(waiting: deque[_Waiting]) -> Iterator[tuple[AudioItem, Embedded]]:
+    # Batches take pieces front to back, so files finish in order.
     while waiting and not waiting[0].unbatched:
         entry = waiting.popleft()
-        windows = entry.prepared.windows
-        result = FileEmbedding.of_windows(entry.outputs, windows, embedder.limits)
-        yield entry.prepared.item, Embedded(entry.prepared, result)
+        yield entry.prepared.item, Embedded(entry.prepared, entry.frames.finish())
 
 
 def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | AudioError:
-    """Stream a long file through the model: blocks decoded in a thread, windows cut as they
-    complete (the same windows as decoding it whole), batches of ``batch_size``.
+    """Stream a long file through the model: blocks decoded in a thread, pieces cut as they
+    complete (the same frames as decoding it whole), batches of ``batch_size``.
 
-    Memory holds a few blocks and one batch of audio, each window's embedding and probabilities,
-    and the segments kept from each batch as it comes back (not every window's segments: with
-    overlapping or moved-back windows some are never kept).
+    Memory holds a few blocks and one batch of audio, the frames of about one window, and the
+    file's segment and window vectors.
     """
-    limits = embedder.limits
-    cutter = WindowCutter(limits)
-    expected_windows = _expected_windows(long.header, cutter)
-    window_embeddings = _Rows(expected_windows, EMBEDDING_SIZE)
-    window_probabilities = _Rows(expected_windows, NUM_CLASSES)
-    expected_segments = math.ceil(long.header.duration_seconds / limits.segment_seconds) + 2
-    segment_embeddings = _Rows(expected_segments, EMBEDDING_SIZE)
-    segment_probabilities = _Rows(expected_segments, NUM_CLASSES)
-    window_starts: list[float] = []
-    segment_starts: list[float] = []
-    segment_ends: list[float] = []
-    batch: list[tuple[int, np.ndarray]] = []
+    cutter = PieceCutter(embedder.limits)
+    frames = embedder.file_frames(None)
+    batch = []
 
-    def run(windows: list[tuple[int, np.ndarray]], last: bool = False) -> None:
-        batch.extend(windows)
-        if not batch or (not last and len(batch) < embedder.batch_size):
-            return
-        outputs = embedder.embed_window_parts([window[np.newaxis] for _, window in batch])
-        starts = np.asarray([start for start, _ in batch], np.float64) / MODEL_SAMPLE_RATE
-        # every window of this batch lies within the audio decoded so far
-        cut = Windows(
-            np.empty((len(batch), 0), np.float32), starts, cutter.length / MODEL_SAMPLE_RATE
-        )
-        spans = segment_spans(cut, limits, segment_ends[-1] if segment_ends else 0.0)
-        kept = FileSegments.kept(outputs, spans, limits)
-        window_embeddings.append(outputs.embeddings)
-        window_probabilities.append(outputs.probabilities)
-        segment_embeddings.append(kept.embeddings)
-        segment_probabilities.append(kept.probabilities)
-        window_starts.extend(starts)
-        segment_starts.extend(kept.start_seconds)
-        segment_ends.extend(kept.end_seconds)
-        batch.clear()
-        # A long file allocates and frees batches of windows and decoded blocks over and over,
-        # from two threads, and glibc otherwise keeps much of that memory: a 3 h file peaked
-        # 148 MB above the baseline with this (one call a batch) against 283 and 343 MB without
-        # (benchmarks/long_file.py).
-        give_back_freed_memory()
+    def run(pieces: list, last: bool = False) -> None:
+        batch.extend((frames, piece) for piece in pieces)
+        while len(batch) >= embedder.batch_size or (last and batch):
+            frames.settle(cutter.length)  # the spans these pieces' frames complete are known
+            embedder.run_pieces(batch[: embedder.batch_size])
+            del batch[: embedder.batch_size]
+            # A long file allocates and frees batches of pieces and decoded blocks over and
+            # over, from two threads, and glibc otherwise keeps much of that memory: a 3 h file
+            # peaked 148 MB above the baseline with this (one call a batch) against 283 and
+            # 343 MB without (benchmarks/long_file.py).
+            give_back_freed_memory()
 
     try:
         with long.resources:
-            for block in _ahead(decode_blocks(long.item.uri, long.sound, limits), BLOCKS_AHEAD):
+            for block in _ahead(
+                decode_blocks(long.item.uri, long.sound, embedder.limits), BLOCKS_AHEAD
+            ):
                 run(cutter.feed(block))
             run(cutter.finish(), last=True)
     except AudioError as error:
         return error
-    count = len(window_starts)
-    # the windows went through the model as they were cut: their audio is gone, their count and
-    # starts remain
-    windows = Windows(
-        np.empty((count, 0), np.float32),
-        np.asarray(window_starts),
-        cutter.length / MODEL_SAMPLE_RATE,
-    )
     header = long.header
     audio = DecodedAudio(
         np.empty(0, np.float32),
@@ -315,49 +264,9 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         header.channels,
         header.duration_seconds,
     )
-    result = FileEmbedding.of_parts(
-        window_embeddings.rows,
-        window_probabilities.rows,
-        windows.start_seconds,
-        FileSegments(
-            np.asarray(segment_starts),
-            np.asarray(segment_ends),
-            segment_embeddings.rows,
-            segment_probabilities.rows,
-            limits.segment_seconds,
-        ),
-    )
-    return Embedded(Prepared(long.item, audio, windows), result)
-
-
-class _Rows:
-    """float32 rows appended batch by batch into an array sized up front (from the header),
-    grown only if the file holds more than its header promised."""
-
-    def __init__(self, capacity: int, width: int) -> None:
-        self._array = np.empty((capacity, width), np.float32)
-        self._count = 0
-
-    def append(self, rows: np.ndarray) -> None:
-        end = self._count + len(rows)
-        if end > len(self._array):
-            grown = np.empty((max(end, 2 * len(self._array)), self._array.shape[1]), np.float32)
-            grown[: self._count] = self._array[: self._count]
-            self._array = grown
-        self._array[self._count : end] = rows
-        self._count = end
-
-    @property
-    def rows(self) -> np.ndarray:
-        return self._array[: self._count]
-
-
-def _expected_windows(header: AudioHeader, cutter: WindowCutter) -> int:
-    """Windows a file of this header gives (one more for rounding in the resampler)."""
-    length = math.ceil(header.frames * MODEL_SAMPLE_RATE / header.sample_rate)
-    if length <= cutter.window:
-        return 1
-    return (length - cutter.window) // cutter.hop + 3
+    # the pieces went through the model as they were cut: their audio is gone, their count stays
+    pieces = Pieces(np.empty((0, 0), np.float32), *(np.zeros(0, np.int64),) * 3, 0, cutter.length)
+    return Embedded(Prepared(long.item, audio, pieces), frames.finish(cutter.length))
 
 
 def _ahead(blocks: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:

@@ -14,8 +14,6 @@ import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -249,42 +247,26 @@ def _load_state_dict(path: Path, sha256: str) -> dict[str, torch.Tensor]:
     return state
 
 
-@dataclass(frozen=True)
-class Cnn14Output:
-    """One forward pass over windows [n, samples]: per window, the embedding [n, 2048] and the
-    AudioSet probabilities [n, 527]; per window and segment (equal consecutive parts of the
-    window), the segment embeddings [n, S, 2048] and probabilities [n, S, 527]."""
-
-    embedding: torch.Tensor
-    clipwise: torch.Tensor
-    segment_embedding: torch.Tensor
-    segment_clipwise: torch.Tensor
-
-
 def cnn14_forward(
-    model: torch.nn.Module,
-    batch: torch.Tensor,
-    autocast_dtype: torch.dtype | None = None,
-    segments: int = 1,
-) -> Cnn14Output:
-    """Cnn14's eval-mode forward pass over windows [n, samples] at 32 kHz, with ``segments``
-    timestamp embeddings per window from the same pass: ``cnn14_trunk`` then ``cnn14_head``.
-
-    The STFT power of a loud window reaches ~2.6e5, past fp16's 65504, so only the
-    convolutional trunk and the head run under autocast (when ``autocast_dtype`` is set).
-    """
-    with torch.autocast(
-        batch.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-    ):
-        return cnn14_head(model, cnn14_trunk(model, batch, autocast_dtype), segments)
+    model: torch.nn.Module, batch: torch.Tensor, autocast_dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cnn14's eval-mode forward pass over clips [n, samples] at 32 kHz, as panns-inference
+    runs a clip: ``cnn14_trunk``, pooling over all its frames, ``cnn14_head``. Returns the
+    embeddings [n, 2048] and AudioSet probabilities [n, 527]."""
+    frames = cnn14_trunk(model, batch, autocast_dtype).float()
+    return cnn14_head(model, pool_frames(frames.transpose(1, 2)))
 
 
 def cnn14_trunk(
     model: torch.nn.Module, batch: torch.Tensor, autocast_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """The log-mel front end (always fp32) and the six conv blocks: windows [n, samples] ->
-    the last feature map averaged over mel bins, [n, 2048, T] (one frame per ~0.32 s). This is
-    the part another engine can run (tasks.model.engines): 99.9 % of the multiply-adds."""
+    """The log-mel front end (always fp32) and the six conv blocks: audio [n, samples] ->
+    the last feature map averaged over mel bins, [n, 2048, T] (one frame per 0.32 s). This is
+    the part another engine can run (tasks.model.engines): 99.9 % of the multiply-adds.
+
+    The STFT power of a loud window reaches ~2.6e5, past fp16's 65504, so only the conv blocks
+    run under autocast (when ``autocast_dtype`` is set).
+    """
     with torch.autocast(batch.device.type, enabled=False):
         features = model.logmel_extractor(model.spectrogram_extractor(batch))
         features = model.bn0(features.transpose(1, 3)).transpose(1, 3)
@@ -297,31 +279,14 @@ def cnn14_trunk(
         return torch.mean(x, dim=3)
 
 
-def cnn14_head(model: torch.nn.Module, frames: torch.Tensor, segments: int = 1) -> Cnn14Output:
-    """Pooling and the two fully connected layers, for the window and for each of ``segments``
-    parts of it.
+def pool_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Cnn14's pooling over time: frames [..., T, 2048] -> max + mean over T, [..., 2048]."""
+    return frames.max(dim=-2).values + frames.mean(dim=-2)
 
-    Cnn14 pools its last feature map over time (max + mean) before fc1; a segment embedding is
-    the same pooling over the frames of one part of the window, through the same fc1 and ReLU,
-    so it lives in the same space as the window's. It costs one fc1 per segment (4 M
-    multiply-adds, against 21 G for the window).
-    """
-    pooled = torch.max(frames, dim=2).values + torch.mean(frames, dim=2)
+
+def cnn14_head(model: torch.nn.Module, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two fully connected layers over pooled frames [m, 2048]: the embedding
+    ReLU(fc1) [m, 2048] and the AudioSet probabilities [m, 527]. A segment, a window and a
+    whole clip go through the same layers, so their vectors share one space."""
     embedding = torch.relu(model.fc1(pooled))
-    clipwise = torch.sigmoid(model.fc_audioset(embedding))
-    parts = [frames[:, :, start:stop] for start, stop in segment_frames(frames.shape[2], segments)]
-    segment_pooled = torch.stack(
-        [part.max(dim=2).values + part.mean(dim=2) for part in parts], dim=1
-    )  # [n, S, 2048]
-    segment_embedding = torch.relu(model.fc1(segment_pooled))
-    segment_clipwise = torch.sigmoid(model.fc_audioset(segment_embedding))
-    return Cnn14Output(embedding, clipwise, segment_embedding, segment_clipwise)
-
-
-def segment_frames(frames: int, segments: int) -> list[tuple[int, int]]:
-    """Frame ranges [start, stop) that split ``frames`` feature-map frames into ``segments``
-    consecutive parts of (nearly) equal length, each at least one frame."""
-    if segments < 1:
-        raise ValueError("a window has at least one segment")
-    bounds = [round(i * frames / segments) for i in range(segments + 1)]
-    return [(min(a, frames - 1), max(b, min(a, frames - 1) + 1)) for a, b in pairwise(bounds)]
+    return embedding, torch.sigmoid(model.fc_audioset(embedding))

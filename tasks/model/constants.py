@@ -7,6 +7,9 @@ without loading a model runtime.
 from __future__ import annotations
 
 MODEL_NAME = "Cnn14"
+#: How stored vectors are computed from the model (tasks.audio.pieces, tasks.model.file_vectors):
+#: rows of another method are embedded again by the next ingest. Change it when that changes.
+EMBEDDING_METHOD = "whole-file-frames-mirrored-edges"
 #: Cnn14's input rate (Hz); every file is resampled to it.
 MODEL_SAMPLE_RATE = 32_000
 #: Length of an embedding (ReLU(fc1), never negative).

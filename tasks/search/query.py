@@ -20,7 +20,7 @@ from tasks.search.catalogue import Catalogue, CatalogueItem
 from tasks.settings import BlobSettings
 
 if TYPE_CHECKING:
-    from tasks.model.embedder import FileEmbedding
+    from tasks.model.file_vectors import FileEmbedding
 
 
 class QueryNotFoundError(UserError):

@@ -23,8 +23,9 @@ from tasks.search.query import QueryAudio, embedding_vector, query_vector, read_
 from tasks.serve.batching import MicroBatcher
 
 if TYPE_CHECKING:
-    from tasks.audio.windows import Windows
-    from tasks.model.embedder import FileEmbedding, PannsEmbedder
+    from tasks.audio.pieces import Pieces
+    from tasks.model.embedder import PannsEmbedder
+    from tasks.model.file_vectors import FileEmbedding
     from tasks.settings import Settings
 
 
@@ -73,9 +74,9 @@ class SearchService:
         self.catalogue = open_catalogue(settings)
         self.indexes = {False: open_index(settings), True: open_index(settings, segments=True)}
         self.anomalies_store = anomaly_store(settings)
-        self.batcher: MicroBatcher[Windows, FileEmbedding] = MicroBatcher(
+        self.batcher: MicroBatcher[Pieces, FileEmbedding] = MicroBatcher(
             embedder.embed_files,
-            size=lambda windows: windows.count,
+            size=lambda pieces: pieces.count,
             max_wait_seconds=settings.serve_batch_wait_ms / 1000,
             max_windows=settings.serve_max_batch_windows,
         )
@@ -91,8 +92,8 @@ class SearchService:
         self.batcher.close()
 
     def search_audio(self, audio: QueryAudio, options: SearchOptions) -> SearchAnswer:
-        """Search with audio bytes (an upload, a blob): decoded by the checked decoder, windowed
-        in this thread, embedded in a forward pass shared with concurrent queries."""
+        """Search with audio bytes (an upload, a blob): decoded by the checked decoder, cut into
+        pieces in this thread, embedded in a forward pass shared with concurrent queries."""
         return self._search(audio, options)
 
     def search_catalogue(self, key_or_path: str, options: SearchOptions) -> SearchAnswer:
@@ -124,8 +125,8 @@ class SearchService:
 
     def _embed(self, audio: QueryAudio, options: SearchOptions) -> np.ndarray:
         with self.batcher.arriving():
-            windows = self.embedder.windows_of(self.embedder.decode(audio.name, audio.data))
-            embedded = self.batcher.submit(windows)
+            pieces = self.embedder.pieces_of(self.embedder.decode(audio.name, audio.data))
+            embedded = self.batcher.submit(pieces)
         return embedding_vector(embedded.result(), options.segments)
 
     def item(self, key: str) -> CatalogueItem:

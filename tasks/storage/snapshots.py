@@ -47,6 +47,9 @@ SNAPSHOT_SCHEMA = pa.schema(
         pa.field("label_scores", pa.list_(pa.float32())),
         pa.field("model", pa.string()),
         pa.field("checkpoint_sha256", pa.string()),
+        # How the vectors were computed (tasks.model.constants.EMBEDDING_METHOD); rows of another
+        # method, or written before the column, are embedded again by the next ingest.
+        pa.field("embedding_method", pa.string()),
         pa.field("run_id", pa.string()),
         pa.field("ingested_at", UTC_MICROS),
     ]

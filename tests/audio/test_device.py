@@ -14,8 +14,8 @@ import torch
 
 from tasks.audio import samples
 from tasks.audio.decode import decode, to_model_rate
-from tasks.audio.device import cut_windows_on_device, resample_on_device
-from tasks.audio.windows import cut_windows
+from tasks.audio.device import resample_on_device
+from tasks.audio.pieces import cut_pieces
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.model.embedder import PannsEmbedder, _resamples_on_device
 from tasks.settings import AudioLimits
@@ -56,18 +56,15 @@ def test_model_rate_audio_passes_through_unchanged() -> None:
     np.testing.assert_array_equal(resample_on_device(audio, MODEL_SAMPLE_RATE, CPU).numpy(), audio)
 
 
-@pytest.mark.parametrize(
-    ("seconds", "window", "hop"), [(1.3, 2.0, None), (5.0, 2.0, None), (7.5, 2.0, 0.5)]
-)
-def test_device_windows_equal_host_windows(
-    seconds: float, window: float, hop: float | None
-) -> None:
-    limits = AudioLimits(window_seconds=window, hop_seconds=hop)
+@pytest.mark.parametrize(("seconds", "window"), [(0.2, 2.0), (1.3, 2.0), (5.0, 2.0), (7.5, 3.0)])
+def test_device_pieces_equal_host_pieces(seconds: float, window: float) -> None:
+    limits = AudioLimits(window_seconds=window)
     audio = samples.chirp(seconds, MODEL_SAMPLE_RATE)
-    host = cut_windows(audio, limits)
-    device = cut_windows_on_device(torch.from_numpy(audio), limits)
+    host = cut_pieces(audio, limits)
+    device = cut_pieces(torch.from_numpy(audio), limits)
     np.testing.assert_array_equal(device.audio.numpy(), host.audio)
-    np.testing.assert_array_equal(device.start_seconds, host.start_seconds)
+    np.testing.assert_array_equal(device.kept_from, host.kept_from)
+    np.testing.assert_array_equal(device.kept_to, host.kept_to)
 
 
 def test_auto_resamples_on_the_host_and_device_is_asked_for() -> None:
@@ -84,10 +81,8 @@ def _embeddings_both_ways(
     for resample_on in ("host", "device"):
         embedder = PannsEmbedder.load(checkpoint, device, limits, resample_on=resample_on)
         assert embedder.resamples_on_device == (resample_on == "device")
-        windows = [
-            embedder.windows_of(embedder.decode(f"f{i}.wav", d)) for i, d in enumerate(files)
-        ]
-        by_path[resample_on] = np.stack([r.embedding for r in embedder.embed_files(windows)])
+        pieces = [embedder.pieces_of(embedder.decode(f"f{i}.wav", d)) for i, d in enumerate(files)]
+        by_path[resample_on] = np.stack([r.embedding for r in embedder.embed_files(pieces)])
     return by_path["host"], by_path["device"]
 
 
@@ -115,7 +110,9 @@ def test_device_resampling_keeps_embeddings_within_tolerance(
 ) -> None:
     host, device = _embeddings_both_ways(checkpoint, test_limits, "cpu", _catalogue_bytes(tmp_path))
     cosine = _cosine(host, device)
-    assert (cosine >= 0.999).all(), cosine
+    # the worst is a 1 s white-noise clip at 22.05 kHz (0.996): the two resamplers' edge
+    # transients differ, and a file's edges are mirrored into its context
+    assert (cosine >= 0.995).all(), cosine
     assert not np.array_equal(host, device)  # the two resamplers really differ
 
 

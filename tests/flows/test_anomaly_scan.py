@@ -125,7 +125,7 @@ def test_scan_reads_stored_segments_embeds_nothing_and_reports_silence(
     def no_model(*args, **kwargs):
         raise AssertionError("a scan must not run the model")
 
-    for method in ("embed_batch", "embed_windows", "embed_file", "embed_files", "decode"):
+    for method in ("trunk_frames", "embed_file", "embed_files", "decode"):
         monkeypatch.setattr(PannsEmbedder, method, no_model)
     monkeypatch.setattr("tasks.model.embedder.load_embedder", no_model)
     emitted: list[dict] = []

@@ -156,6 +156,18 @@ def test_anomaly_scan_with_a_reference_of_two_clips(
     assert_user_error(done, "has 2 clip(s); at least 3 are needed")
 
 
+def test_anomaly_scan_whose_reference_matches_no_clip(
+    data_dir: dict[str, str], tmp_path: Path, embedder: PannsEmbedder
+) -> None:
+    """A typo in a (scheduled) scan's reference is an error, never "scanned 0 clips"."""
+    audio = tmp_path / "audio"
+    for i in range(3):
+        samples.write(audio / f"pump/n{i}.wav", samples.engine(2.0, 16_000, 1500.0, i), 16_000)
+    _commit_catalogue(audio, SnapshotTable(str(tmp_path / "data/snapshots")), embedder)
+    done = run_cli("anomaly", "scan", "--reference-prefix", "nothing-here/", env=data_dir)
+    assert_user_error(done, "no file of the catalogue (3 files)", "paths under 'nothing-here/'")
+
+
 def test_anomaly_scan_with_metadata_that_is_not_key_value(data_dir: dict[str, str]) -> None:
     done = run_cli("anomaly", "scan", "--reference-metadata", "condition", env=data_dir)
     output = done.stdout + done.stderr

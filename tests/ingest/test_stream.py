@@ -16,7 +16,8 @@ from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.embedder import PannsEmbedder
 from tasks.storage.sources import LocalSource
 
-# Clip lengths (s) giving 3, 1, 2, 4 and 1 windows of 2 s; a broken file sits in the middle.
+# Clip lengths (s) giving 3, 1, 2, 4 and 1 pieces (cores of 2.24 s, for 2 s windows); a broken
+# file sits in the middle.
 CLIP_SECONDS = (5.0, 1.5, 4.0, 7.0, 2.0)
 
 
@@ -29,18 +30,18 @@ def _catalogue(folder: Path) -> LocalSource:
 
 
 @pytest.mark.parametrize("resample_on", ["host", "device"])
-def test_windows_of_consecutive_files_fill_whole_batches(
+def test_pieces_of_consecutive_files_fill_whole_batches(
     embedder: PannsEmbedder, tmp_path: Path, resample_on: str
 ) -> None:
     embedder = embedder.with_options(embedder.limits, batch_size=4, resample_on=resample_on)
     batch_sizes: list[int] = []
-    forward = embedder.embed_batch
+    forward = embedder.trunk_frames
 
-    def recording_forward(windows):
-        batch_sizes.append(int(windows.shape[0]))
-        return forward(windows)
+    def recording_forward(rows):
+        batch_sizes.append(len(rows))
+        return forward(rows)
 
-    embedder.embed_batch = recording_forward
+    embedder.trunk_frames = recording_forward
     source = _catalogue(tmp_path)
     outcomes = list(embed_items([(i, source) for i in source.list_items()], embedder, workers=2))
 
@@ -48,11 +49,11 @@ def test_windows_of_consecutive_files_fill_whole_batches(
     embedded = [(item, o) for item, o in outcomes if isinstance(o, Embedded)]
     assert failures == ["2-broken.wav"]
     assert [item.path for item, _ in embedded] == [f"{i}.wav" for i in range(5)]
-    assert [o.prepared.windows.count for _, o in embedded] == [3, 1, 2, 4, 1]
-    assert batch_sizes == [4, 4, 3]  # 11 windows: two full batches, the stream's tail
+    assert [o.prepared.pieces.count for _, o in embedded] == [3, 1, 2, 4, 1]
+    assert batch_sizes == [4, 4, 3]  # 11 pieces: two full batches, the stream's tail
 
     for _, outcome in embedded:  # a file split across batches equals the file embedded alone
-        alone = embedder.embed_files([outcome.prepared.windows])[0]
+        alone = embedder.embed_files([outcome.prepared.pieces])[0]
         np.testing.assert_allclose(
             outcome.result.window_embeddings, alone.window_embeddings, rtol=1e-4, atol=1e-5
         )
@@ -100,7 +101,7 @@ def test_long_files_streamed_block_by_block_equal_whole_decoding(
             continue
         expected = whole[item]
         np.testing.assert_array_equal(
-            outcome.prepared.windows.start_seconds, expected.prepared.windows.start_seconds
+            outcome.result.window_start_seconds, expected.result.window_start_seconds
         )
         assert outcome.prepared.audio.duration_seconds == expected.prepared.audio.duration_seconds
         np.testing.assert_allclose(

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tasks.model.checkpoint import CheckpointError
-from tasks.model.cnn14 import cnn14_forward, segment_frames
+from tasks.model.cnn14 import cnn14_forward
 from tasks.model.embedder import PannsEmbedder
 from tests.model.clips import model_clips as _clips
 
@@ -63,28 +63,12 @@ def test_a_truncated_checkpoint_is_a_clear_error(tmp_path: Path, checkpoint: Pat
 
 
 def test_our_forward_pass_equals_panns_cnn14_forward(embedder: PannsEmbedder) -> None:
-    clips = _clips(3, 2.0)
-    out = embedder.embed_windows(clips)
-    ours, probabilities = out.embeddings, out.probabilities
+    clips = torch.from_numpy(_clips(3, 2.0))
     with torch.inference_mode():
-        reference = embedder.model(torch.from_numpy(clips))
+        ours, probabilities = cnn14_forward(embedder.model, clips)
+        reference = embedder.model(clips)
     np.testing.assert_allclose(ours, reference["embedding"].numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(probabilities, reference["clipwise_output"].numpy(), atol=1e-6)
-
-
-def test_one_segment_is_the_window_itself(embedder: PannsEmbedder) -> None:
-    batch = torch.from_numpy(_clips(3, 2.0))
-    with torch.inference_mode():
-        out = cnn14_forward(embedder.model, batch, segments=1)
-    np.testing.assert_allclose(out.segment_embedding[:, 0], out.embedding, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out.segment_clipwise[:, 0], out.clipwise, atol=1e-6)
-
-
-def test_segments_split_the_feature_map_into_equal_parts() -> None:
-    assert segment_frames(31, 10)[0] == (0, 3) and segment_frames(31, 10)[-1] == (28, 31)
-    spans = segment_frames(31, 10)
-    assert [b for _, b in spans[:-1]] == [a for a, _ in spans[1:]]  # contiguous, no overlap
-    assert all(b > a for a, b in segment_frames(2, 5))  # never empty, even when frames are few
 
 
 @pytest.mark.parametrize(

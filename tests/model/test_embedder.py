@@ -10,71 +10,91 @@ import pytest
 import torch
 
 from tasks.audio import samples
-from tasks.audio.windows import cut_windows
+from tasks.audio.pieces import CONTEXT_FRAMES, FRAME_SAMPLES, core_frames, cut_pieces, extended
 from tasks.model.constants import EMBEDDING_SIZE, MODEL_SAMPLE_RATE, NUM_CLASSES
 from tasks.model.embedder import DeviceUnavailableError, PannsEmbedder, choose_device
 from tasks.settings import AudioLimits
+from tests.model.clips import embed_clips, file_vectors
 from tests.model.clips import model_clips as _clips
 
 
 def test_shapes_and_value_range(embedder: PannsEmbedder) -> None:
-    out = embedder.embed_windows(_clips(3, 2.0))
-    embeddings, probabilities = out.embeddings, out.probabilities
+    files = embed_clips(embedder, _clips(3, 2.0))
+    embeddings = np.stack([f.embedding for f in files])
+    probabilities = np.stack([f.probabilities for f in files])
     assert embeddings.shape == (3, EMBEDDING_SIZE) and embeddings.dtype == np.float32
     assert probabilities.shape == (3, NUM_CLASSES)
     assert (embeddings >= 0).all()  # ReLU(fc1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert files[0].segments.embeddings.shape == (2, EMBEDDING_SIZE)
 
 
 def test_repeatable_run_to_run(embedder: PannsEmbedder) -> None:
     clips = _clips(2, 2.0)
-    np.testing.assert_array_equal(
-        embedder.embed_windows(clips).embeddings, embedder.embed_windows(clips).embeddings
-    )
+    np.testing.assert_array_equal(file_vectors(embedder, clips), file_vectors(embedder, clips))
 
 
 def test_batched_equals_one_by_one(embedder: PannsEmbedder) -> None:
     clips = _clips(5, 2.0)  # batch size 4: one full batch and a ragged one
-    batched = embedder.embed_windows(clips).embeddings
-    single = np.concatenate([embedder.embed_windows(clip[None]).embeddings for clip in clips])
+    batched = file_vectors(embedder, clips)
+    single = np.concatenate([file_vectors(embedder, [clip]) for clip in clips])
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
 
 
-def test_files_sharing_a_batch_get_the_same_embedding_as_alone(embedder: PannsEmbedder) -> None:
-    limits = embedder.limits
-    long_clip = samples.chirp(5.0, MODEL_SAMPLE_RATE)  # 3 windows of 2 s
-    short_clip = samples.noise(1.0, MODEL_SAMPLE_RATE, 4)  # padded to 1 window
-    together = embedder.embed_files(
-        [cut_windows(long_clip, limits), cut_windows(short_clip, limits)]
+@pytest.mark.parametrize("short_seconds", [0.05, 1.0, 3.3])
+def test_files_of_any_length_sharing_a_batch_get_what_they_get_alone(
+    embedder: PannsEmbedder, short_seconds: float
+) -> None:
+    """A shorter piece is padded to the batch's longest past its context: nothing changes."""
+    long_clip = samples.chirp(5.0, MODEL_SAMPLE_RATE)  # 3 pieces of 2 s windows
+    short_clip = samples.noise(short_seconds, MODEL_SAMPLE_RATE, 4)
+    together = embed_clips(embedder, [short_clip, long_clip])
+    for clip, shared in zip([short_clip, long_clip], together, strict=True):
+        alone = embed_clips(embedder, [clip])[0]
+        np.testing.assert_allclose(shared.embedding, alone.embedding, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            shared.segments.embeddings, alone.segments.embeddings, rtol=1e-4, atol=1e-5
+        )
+    assert together[1].window_embeddings.shape == (3, EMBEDDING_SIZE)
+    np.testing.assert_allclose(together[1].embedding, together[1].window_embeddings.mean(axis=0))
+    np.testing.assert_allclose(together[1].window_start_seconds, [0.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("seconds", [0.3, 2.0, 2.3, 7.77, 13.0])
+def test_pieces_give_the_whole_files_frames(embedder: PannsEmbedder, seconds: float) -> None:
+    """Every kept frame equals the frame of one trunk pass over the whole (mirrored) file."""
+    clip = samples.engine(seconds, MODEL_SAMPLE_RATE, 1500, 3)
+    pieces = cut_pieces(clip, embedder.limits)
+    assert pieces.count == -(-pieces.frames // core_frames(embedder.limits))
+    frames = embedder.trunk_frames([pieces.audio[i] for i in range(pieces.count)])
+    kept = torch.cat(
+        [frames[i, slice(*pieces.piece(i).kept_offsets())] for i in range(pieces.count)]
     )
-    alone = embedder.embed_files([cut_windows(long_clip, limits)])
-    np.testing.assert_allclose(together[0].embedding, alone[0].embedding, rtol=1e-4, atol=1e-5)
-    assert together[0].window_embeddings.shape == (3, EMBEDDING_SIZE)
-    np.testing.assert_allclose(together[0].embedding, together[0].window_embeddings.mean(axis=0))
-    np.testing.assert_allclose(together[0].window_start_seconds, [0.0, 2.0, 3.0])
+    whole = extended(clip, 0, len(clip), 0, (pieces.frames + 8) * FRAME_SAMPLES)
+    reference = embedder.trunk_frames([whole])[0, CONTEXT_FRAMES : CONTEXT_FRAMES + pieces.frames]
+    torch.testing.assert_close(kept, reference, rtol=1e-4, atol=1e-6)
 
 
 def test_parts_packed_into_the_reused_batch_buffer_equal_one_batch(
     embedder: PannsEmbedder,
 ) -> None:
-    """Each thread packs its parts into its own reused buffer: what one call leaves there never
-    leaks into the next call's batch, nor into another thread's."""
-    clips = _clips(4, 2.0)
-    expected = embedder.embed_batch(clips).embeddings
+    """Each thread packs its pieces into its own reused buffer: what one call leaves there
+    never leaks into the next call's batch, nor into another thread's."""
+    rows = [clip for clip in _clips(2, 3.0)] + [clip for clip in _clips(2, 1.0)]
+    expected = [embedder.trunk_frames([row])[0] for row in rows]
 
-    def packed(order: list[int]) -> np.ndarray:
-        parts = [clips[: order[0]], clips[order[0] : order[1]], clips[order[1] :]]
-        return embedder.embed_window_parts([part for part in parts if len(part)]).embeddings
+    def packed(order: list[int]) -> list[torch.Tensor]:
+        frames = embedder.trunk_frames([rows[i] for i in order])
+        return [frames[j, : len(expected[i])] for j, i in enumerate(order)]
 
-    np.testing.assert_allclose(packed([1, 3]), expected, rtol=1e-4, atol=1e-5)
-    # a shorter batch after a full one: the buffer's stale rows must not be embedded
-    np.testing.assert_allclose(
-        embedder.embed_window_parts([clips[3:]]).embeddings, expected[3:], rtol=1e-4, atol=1e-5
-    )
+    for order in ([0, 1, 2, 3], [3], [2, 0]):  # a shorter batch after a longer one, too
+        for got, i in zip(packed(order), order, strict=True):
+            torch.testing.assert_close(got[:-4], expected[i][:-4], rtol=1e-4, atol=1e-5)
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(packed, [[1, 3], [2, 2], [0, 4], [3, 4]] * 2))
-    for result in results:
-        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+        results = list(pool.map(packed, [[0, 1], [2, 3], [3, 0], [1, 2]] * 2))
+    for order, result in zip([[0, 1], [2, 3], [3, 0], [1, 2]] * 2, results, strict=True):
+        for got, i in zip(result, order, strict=True):
+            torch.testing.assert_close(got[:-4], expected[i][:-4], rtol=1e-4, atol=1e-5)
 
 
 def test_different_sounds_give_different_embeddings(embedder: PannsEmbedder) -> None:
@@ -116,12 +136,8 @@ def test_cuda_matches_cpu(checkpoint: Path, test_limits: AudioLimits) -> None:
     cpu = PannsEmbedder.load(checkpoint, device="cpu", limits=test_limits)
     gpu = PannsEmbedder.load(checkpoint, device="cuda:0", limits=test_limits)
     assert gpu.device.type == "cuda"
-    np.testing.assert_allclose(
-        gpu.embed_windows(clips).embeddings, cpu.embed_windows(clips).embeddings, atol=1e-3
-    )
-    packed = gpu.embed_window_parts([clips[:1], clips[1:]]).embeddings
+    np.testing.assert_allclose(file_vectors(gpu, clips), file_vectors(cpu, clips), atol=1e-3)
     assert torch.from_numpy(gpu._batch_buffer(4, clips.shape[1])).is_pinned()
-    np.testing.assert_allclose(packed, cpu.embed_windows(clips).embeddings, atol=1e-3)
 
 
 def test_bf16_autocast_stays_within_tolerance_of_fp32(
@@ -130,8 +146,7 @@ def test_bf16_autocast_stays_within_tolerance_of_fp32(
     # The same autocast code path as on a GPU (fp16 would be very slow on this CPU).
     reduced = PannsEmbedder.load(checkpoint, device="cpu", limits=embedder.limits, precision="bf16")
     clips = _clips(2, 2.0)
-    full = embedder.embed_windows(clips).embeddings
-    low = reduced.embed_windows(clips).embeddings
+    full, low = file_vectors(embedder, clips), file_vectors(reduced, clips)
     cosine = (full * low).sum(axis=1) / (np.linalg.norm(full, axis=1) * np.linalg.norm(low, axis=1))
     assert (cosine >= 0.999).all(), cosine
     assert not np.array_equal(full, low)  # autocast really ran
@@ -143,16 +158,16 @@ def test_fp16_on_cuda_stays_within_tolerance(checkpoint: Path, test_limits: Audi
     clips = _clips(8, 2.0)
     full = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits)
     half = PannsEmbedder.load(checkpoint, device="cuda", limits=test_limits, precision="fp16")
-    a, b = full.embed_windows(clips).embeddings, half.embed_windows(clips).embeddings
+    a, b = file_vectors(full, clips), file_vectors(half, clips)
     cosine = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert (cosine >= 0.999).all(), cosine
 
 
-def test_a_whole_file_embeds_as_its_windows_do(embedder: PannsEmbedder, tmp_path: Path) -> None:
+def test_a_whole_file_embeds_as_its_pieces_do(embedder: PannsEmbedder, tmp_path: Path) -> None:
     path = samples.write(tmp_path / "q.wav", samples.chirp(5.0, 22_050), 22_050)
     whole = embedder.embed_file(path.name, path.read_bytes())
-    windows = embedder.windows_of(embedder.decode(path.name, path.read_bytes()))
+    pieces = embedder.pieces_of(embedder.decode(path.name, path.read_bytes()))
     np.testing.assert_allclose(
-        whole.embedding, embedder.embed_files([windows])[0].embedding, rtol=1e-5
+        whole.embedding, embedder.embed_files([pieces])[0].embedding, rtol=1e-5
     )
     assert whole.window_embeddings.shape == (3, EMBEDDING_SIZE)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tasks.audio import samples
-from tasks.audio.windows import cut_windows
+from tasks.audio.pieces import cut_pieces
 from tasks.serve.batching import MicroBatcher
 
 
@@ -87,7 +87,7 @@ def test_files_embedded_in_one_shared_pass_equal_files_embedded_alone(embedder) 
         samples.chirp(5.0, 32_000),
         samples.clicks(4.0, 32_000, 6.0),
     ]
-    windows = [cut_windows(clip, embedder.limits) for clip in clips]
+    windows = [cut_pieces(clip, embedder.limits) for clip in clips]
     alone = [embedder.embed_files([w])[0].embedding for w in windows]
     batcher = MicroBatcher(
         embedder.embed_files, size=lambda w: w.count, max_wait_seconds=1.0, max_windows=64

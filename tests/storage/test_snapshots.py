@@ -71,7 +71,7 @@ def test_a_files_audio_is_let_go_before_its_groups_rows_are_built(
     catalogue: Path, embedder: PannsEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows wait for a group of files, their audio must not: on a GPU a group of 256 ten-second
-    files would hold over 600 MB of samples and windows."""
+    files would hold over 600 MB of samples and pieces."""
     import tasks.ingest.shard
     import tasks.ingest.stream
 
@@ -82,7 +82,7 @@ def test_a_files_audio_is_let_go_before_its_groups_rows_are_built(
         prepared = prepare(item, *args)
         decoded[item.path] = [
             weakref.ref(prepared.audio.samples),
-            weakref.ref(prepared.windows.audio),
+            weakref.ref(prepared.pieces.audio),
         ]
         return prepared
 

@@ -1,0 +1,194 @@
+"""A file's trunk frames, arriving in time order, into its vectors: one per segment, one per
+window, and the file's own (the mean of its windows).
+
+Each span is pooled as Cnn14 pools a clip (max + mean over its frames) and goes through the same
+fully connected layers, so segment, window and file vectors share one space. Spans are pooled as
+soon as their frames are in, and only frames that spans still to come need are held: a 24 h file
+holds about a window of frames, plus its vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tasks.audio.pieces import core_frames
+from tasks.audio.windows import Spans, segment_spans, window_spans
+from tasks.model.cnn14 import pool_frames
+from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
+from tasks.settings import AudioLimits
+
+#: pooled frames [m, 2048] -> (embeddings [m, 2048], AudioSet probabilities [m, 527]), numpy
+Head = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FileSegments:
+    """A file's segments in time order, covering it once: start and end (s) [k], embeddings
+    [k, 2048] and AudioSet probabilities [k, 527]; ``segment_seconds`` is their nominal length
+    (the last one, or the only one of a short clip, may be shorter)."""
+
+    start_seconds: np.ndarray
+    end_seconds: np.ndarray
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    segment_seconds: float
+
+
+@dataclass
+class FileEmbedding:
+    """One file's vector (the mean of its window vectors) and mean AudioSet probabilities, its
+    window vectors with their starts (s), and its segments."""
+
+    embedding: np.ndarray
+    probabilities: np.ndarray
+    window_embeddings: np.ndarray
+    window_start_seconds: np.ndarray
+    segments: FileSegments
+
+
+class SpanPooler:
+    """Pools spans (``Spans``, in time order) as a file's frames arrive, holding only the
+    frames that spans not yet pooled need."""
+
+    def __init__(self, spans: Spans, tail_frames: int) -> None:
+        self.spans = spans
+        # a stream's last window is moved back over frames its earlier spans no longer need:
+        # the last ``tail_frames`` are held until the spans are final
+        self.tail_frames = tail_frames
+        self.pooled = 0  # spans pooled so far
+        self.received = 0  # frames received so far
+        self._held: torch.Tensor | None = None  # frames from _held_from on
+        self._held_from = 0
+
+    def add(self, frames: torch.Tensor) -> torch.Tensor | None:
+        """Take the next frames [k, 2048]; return the spans they complete, pooled [m, 2048]."""
+        held = frames if self._held is None else torch.cat([self._held, frames])
+        self.received += len(frames)
+        self._held = held
+        return self._pool_complete()
+
+    def respan(self, spans: Spans) -> torch.Tensor | None:
+        """Go on with ``spans`` (the same first ``pooled`` spans, more after them: a stream's
+        spans as more of it is known); return the spans now complete, pooled."""
+        self.spans = spans
+        return self._pool_complete()
+
+    def _pool_complete(self) -> torch.Tensor | None:
+        spans, done = self.spans, []
+        while self.pooled < len(spans) and spans.stop_frame[self.pooled] <= self.received:
+            first = int(spans.first_frame[self.pooled]) - self._held_from
+            stop = int(spans.stop_frame[self.pooled]) - self._held_from
+            done.append(pool_frames(self._held[first:stop]))
+            self.pooled += 1
+        # spans start in order: frames before the next one's start are needed no more
+        needed_from = self.received - self.tail_frames
+        if self.pooled < len(spans):
+            needed_from = min(needed_from, int(spans.first_frame[self.pooled]))
+        if self._held is not None and needed_from > self._held_from:
+            self._held = self._held[needed_from - self._held_from :]
+            self._held_from = needed_from
+        return torch.stack(done) if done else None
+
+
+class Rows:
+    """float32 rows appended batch by batch into an array that grows by doubling."""
+
+    def __init__(self, width: int, capacity: int = 16) -> None:
+        self._array = np.empty((capacity, width), np.float32)
+        self._count = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        end = self._count + len(rows)
+        if end > len(self._array):
+            grown = np.empty((max(end, 2 * len(self._array)), self._array.shape[1]), np.float32)
+            grown[: self._count] = self._array[: self._count]
+            self._array = grown
+        self._array[self._count : end] = rows
+        self._count = end
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._array[: self._count]
+
+
+class _Vectors:
+    """Pooled spans through the head into rows of embeddings and probabilities."""
+
+    def __init__(self, spans: Spans, expected: int, tail_frames: int) -> None:
+        self.pooler = SpanPooler(spans, tail_frames)
+        self.embeddings = Rows(EMBEDDING_SIZE, expected)
+        self.probabilities = Rows(NUM_CLASSES, expected)
+
+    def keep(self, pooled: torch.Tensor | None, head: Head) -> None:
+        if pooled is not None:
+            embeddings, probabilities = head(pooled)
+            self.embeddings.append(embeddings)
+            self.probabilities.append(probabilities)
+
+
+class FileFrames:
+    """One file's frames, in order (``add``), into its ``FileEmbedding`` (``finish``).
+
+    ``length`` is the file's length in 32 kHz samples when known up front; a stream passes None
+    and says how far it has read with each ``add``, and the length at ``finish``.
+    """
+
+    def __init__(self, head: Head, limits: AudioLimits, length: int | None) -> None:
+        self.head, self.limits = head, limits
+        known = length if length is not None else 0  # a stream's spans come as it is read
+        tail = 0 if length is not None else core_frames(limits) + 2
+        self.segments = _Vectors(self._segment_spans(known, length is not None), 16, tail)
+        self.windows = _Vectors(self._window_spans(known, length is not None), 4, tail)
+
+    def add(self, frames: torch.Tensor) -> None:
+        """The file's next frames [k, 2048]."""
+        for vectors in (self.segments, self.windows):
+            vectors.keep(vectors.pooler.add(frames), self.head)
+
+    def settle(self, read: int) -> None:
+        """A stream has read ``read`` samples: the segments and windows that end by then are
+        the file's whatever its length (each is pooled once its frames are in)."""
+        self.segments.keep(self.segments.pooler.respan(self._segment_spans(read, False)), self.head)
+        self.windows.keep(self.windows.pooler.respan(self._window_spans(read, False)), self.head)
+
+    def finish(self, length: int | None = None) -> FileEmbedding:
+        """The file's vectors once all its frames are in (``length``: a stream's, in samples)."""
+        if length is not None:
+            self.segments.keep(
+                self.segments.pooler.respan(self._segment_spans(length, True)), self.head
+            )
+            self.windows.keep(
+                self.windows.pooler.respan(self._window_spans(length, True)), self.head
+            )
+        segment_spans_, window_spans_ = self.segments.pooler.spans, self.windows.pooler.spans
+        window_embeddings = self.windows.embeddings.rows
+        window_probabilities = self.windows.probabilities.rows
+        return FileEmbedding(
+            _mean_of_rows(window_embeddings),
+            _mean_of_rows(window_probabilities),
+            window_embeddings,
+            window_spans_.start_seconds,
+            FileSegments(
+                segment_spans_.start_seconds,
+                segment_spans_.end_seconds,
+                self.segments.embeddings.rows,
+                self.segments.probabilities.rows,
+                self.limits.segment_seconds,
+            ),
+        )
+
+    def _segment_spans(self, length: int, final: bool) -> Spans:
+        return segment_spans(length, self.limits, final)
+
+    def _window_spans(self, length: int, final: bool) -> Spans:
+        return window_spans(length, self.limits, final)
+
+
+def _mean_of_rows(rows: np.ndarray) -> np.ndarray:
+    # most files are one window, whose mean is that row: numpy's mean costs ~30 us a call,
+    # twice a file, on the thread that feeds the model
+    return rows[0] if len(rows) == 1 else rows.mean(axis=0)
