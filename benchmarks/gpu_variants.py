@@ -1,5 +1,5 @@
 """Cnn14 forward-pass variants on one CUDA device, side by side in one process: what torch
-can do beyond the pipeline's autocast (issue 14, part 5). Not part of the test suite.
+can do beyond the pipeline's autocast. Not part of the test suite.
 
     python benchmarks/gpu_variants.py --batch-size 256 --out gpu-variants.json
     python benchmarks/gpu_variants.py --device cpu --batch-size 2 --window-seconds 1 --seconds 0.5

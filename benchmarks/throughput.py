@@ -187,8 +187,8 @@ def phase_naive(args: argparse.Namespace, paths: list[str]) -> dict:
     }
 
 
-def _downmix_before_issue_14(samples: np.ndarray) -> np.ndarray:
-    """The downmix as it was when issue 14 was filed (column by column, whole file), kept here
+def _plain_downmix(samples: np.ndarray) -> np.ndarray:
+    """The downmix of the plain decode path (column by column, whole file), kept here
     so that the benchmark compares today's host path with that one in the same run."""
     scale = 1 / samples.shape[1] / (32768 if samples.dtype == np.int16 else 1)
     mono = samples[:, 0].astype(np.float32)
@@ -201,7 +201,7 @@ def _downmix_before_issue_14(samples: np.ndarray) -> np.ndarray:
 def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
     """Host cost of the reader threads' work per clip (file read included), with and without
     host resampling: WAV read straight from its bytes (the pipeline), through libsndfile with
-    today's downmix, and the whole path as it was when issue 14 was filed (libsndfile, column
+    today's downmix, and the plain decode path (libsndfile, column
     downmix, a whole-file peak), on 1 and ``--workers`` threads, interleaved, best of
     ``DECODE_ROUNDS``; a copy of each file's bytes already in memory, as the machine's own limit
     on thread scaling for memory-bound work; and the libsndfile cost of the same clips as FLAC,
@@ -245,7 +245,7 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
         with sound:
             frames = _read(path, sound, -1)
         _check_finite(path, frames)
-        _check_silence(path, _peak(_downmix_before_issue_14(frames)), limits)
+        _check_silence(path, _peak(_plain_downmix(frames)), limits)
 
     held = {path: np.frombuffer(Path(path).read_bytes(), np.uint8) for path in paths}
 
