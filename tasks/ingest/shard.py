@@ -49,9 +49,9 @@ class EmbeddedFile:
 
     @classmethod
     def of(cls, embedded: Embedded) -> EmbeddedFile:
-        audio = embedded.prepared.audio
+        audio = embedded.audio
         return cls(
-            embedded.prepared.item,
+            embedded.item,
             audio.duration_seconds,
             audio.original_sample_rate,
             audio.channels,

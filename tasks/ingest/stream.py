@@ -147,9 +147,11 @@ def prefetch(
 
 @dataclass(frozen=True)
 class Embedded:
-    """A prepared file and its embedding."""
+    """An embedded file: its item, its decoded audio (for a streamed long file, the header's
+    facts without samples) and its embedding."""
 
-    prepared: Prepared
+    item: AudioItem
+    audio: DecodedAudio
     result: FileEmbedding
 
 
@@ -221,7 +223,8 @@ def _finished(waiting: deque[_Waiting]) -> Iterator[tuple[AudioItem, Embedded]]:
     # Batches take pieces front to back, so files finish in order.
     while waiting and not waiting[0].unbatched:
         entry = waiting.popleft()
-        yield entry.prepared.item, Embedded(entry.prepared, entry.frames.finish())
+        prepared = entry.prepared
+        yield prepared.item, Embedded(prepared.item, prepared.audio, entry.frames.finish())
 
 
 def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | AudioError:
@@ -264,9 +267,7 @@ def embed_long_file(long: LongFile, embedder: PannsEmbedder) -> Embedded | Audio
         header.channels,
         header.duration_seconds,
     )
-    # the pieces went through the model as they were cut: their audio is gone, their count stays
-    pieces = Pieces(np.empty((0, 0), np.float32), *(np.zeros(0, np.int64),) * 3, 0, cutter.length)
-    return Embedded(Prepared(long.item, audio, pieces), frames.finish(cutter.length))
+    return Embedded(long.item, audio, frames.finish(cutter.length))
 
 
 def _ahead(blocks: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:

@@ -54,11 +54,9 @@ class SpanPooler:
     """Pools spans (``Spans``, in time order) as a file's frames arrive, holding only the
     frames that spans not yet pooled need."""
 
-    def __init__(self, spans: Spans, tail_frames: int) -> None:
+    def __init__(self, spans: Spans, tail_frames: int = 0) -> None:
         self.spans = spans
-        # a stream's last window is moved back over frames its earlier spans no longer need:
-        # the last ``tail_frames`` are held until the spans are final
-        self.tail_frames = tail_frames
+        self.tail_frames = tail_frames  # the last frames are held whatever the spans need
         self.pooled = 0  # spans pooled so far
         self.received = 0  # frames received so far
         self._held: torch.Tensor | None = None  # frames from _held_from on
@@ -116,76 +114,81 @@ class Rows:
 
 
 class _Vectors:
-    """Pooled spans through the head into rows of embeddings and probabilities."""
+    """One kind of span of a file (its segments, or its windows), pooled and through the head
+    into rows of embeddings and probabilities."""
 
-    def __init__(self, spans: Spans, expected: int, tail_frames: int) -> None:
-        self.pooler = SpanPooler(spans, tail_frames)
-        self.embeddings = Rows(EMBEDDING_SIZE, expected)
-        self.probabilities = Rows(NUM_CLASSES, expected)
+    def __init__(self, spans_of: Callable[[int, bool], Spans], length: int | None, tail: int):
+        self.spans_of = spans_of  # (length in samples, final) -> spans
+        known = length if length is not None else 0  # a stream's spans come as it is read
+        self.pooler = SpanPooler(spans_of(known, length is not None), tail)
+        self.embeddings = Rows(EMBEDDING_SIZE)
+        self.probabilities = Rows(NUM_CLASSES)
 
-    def keep(self, pooled: torch.Tensor | None, head: Head) -> None:
-        if pooled is not None:
-            embeddings, probabilities = head(pooled)
-            self.embeddings.append(embeddings)
-            self.probabilities.append(probabilities)
+    def keep(self, embeddings: np.ndarray, probabilities: np.ndarray) -> None:
+        self.embeddings.append(embeddings)
+        self.probabilities.append(probabilities)
 
 
 class FileFrames:
     """One file's frames, in order (``add``), into its ``FileEmbedding`` (``finish``).
 
-    ``length`` is the file's length in 32 kHz samples when known up front; a stream passes None
-    and says how far it has read with each ``add``, and the length at ``finish``.
+    ``length`` is the file's length in 32 kHz samples when known up front. A stream passes
+    None, says how far it has read before its frames arrive (``settle``), and gives its length
+    to ``finish``.
     """
 
     def __init__(self, head: Head, limits: AudioLimits, length: int | None) -> None:
         self.head, self.limits = head, limits
-        known = length if length is not None else 0  # a stream's spans come as it is read
+        # a stream's last window is moved back over frames its earlier spans no longer need
         tail = 0 if length is not None else core_frames(limits) + 2
-        self.segments = _Vectors(self._segment_spans(known, length is not None), 16, tail)
-        self.windows = _Vectors(self._window_spans(known, length is not None), 4, tail)
+        self.segments = _Vectors(lambda n, final: segment_spans(n, limits, final), length, tail)
+        self.windows = _Vectors(lambda n, final: window_spans(n, limits, final), length, tail)
 
     def add(self, frames: torch.Tensor) -> None:
         """The file's next frames [k, 2048]."""
-        for vectors in (self.segments, self.windows):
-            vectors.keep(vectors.pooler.add(frames), self.head)
+        self._keep([vectors.pooler.add(frames) for vectors in self._kinds])
 
     def settle(self, read: int) -> None:
         """A stream has read ``read`` samples: the segments and windows that end by then are
         the file's whatever its length (each is pooled once its frames are in)."""
-        self.segments.keep(self.segments.pooler.respan(self._segment_spans(read, False)), self.head)
-        self.windows.keep(self.windows.pooler.respan(self._window_spans(read, False)), self.head)
+        self._keep([v.pooler.respan(v.spans_of(read, False)) for v in self._kinds])
 
     def finish(self, length: int | None = None) -> FileEmbedding:
         """The file's vectors once all its frames are in (``length``: a stream's, in samples)."""
         if length is not None:
-            self.segments.keep(
-                self.segments.pooler.respan(self._segment_spans(length, True)), self.head
-            )
-            self.windows.keep(
-                self.windows.pooler.respan(self._window_spans(length, True)), self.head
-            )
-        segment_spans_, window_spans_ = self.segments.pooler.spans, self.windows.pooler.spans
-        window_embeddings = self.windows.embeddings.rows
-        window_probabilities = self.windows.probabilities.rows
+            self._keep([v.pooler.respan(v.spans_of(length, True)) for v in self._kinds])
+        segments, windows = self.segments, self.windows
         return FileEmbedding(
-            _mean_of_rows(window_embeddings),
-            _mean_of_rows(window_probabilities),
-            window_embeddings,
-            window_spans_.start_seconds,
+            _mean_of_rows(windows.embeddings.rows),
+            _mean_of_rows(windows.probabilities.rows),
+            windows.embeddings.rows,
+            windows.pooler.spans.start_seconds,
             FileSegments(
-                segment_spans_.start_seconds,
-                segment_spans_.end_seconds,
-                self.segments.embeddings.rows,
-                self.segments.probabilities.rows,
+                segments.pooler.spans.start_seconds,
+                segments.pooler.spans.end_seconds,
+                segments.embeddings.rows,
+                segments.probabilities.rows,
                 self.limits.segment_seconds,
             ),
         )
 
-    def _segment_spans(self, length: int, final: bool) -> Spans:
-        return segment_spans(length, self.limits, final)
+    @property
+    def _kinds(self) -> tuple[_Vectors, _Vectors]:
+        return self.segments, self.windows
 
-    def _window_spans(self, length: int, final: bool) -> Spans:
-        return window_spans(length, self.limits, final)
+    def _keep(self, pooled: list[torch.Tensor | None]) -> None:
+        """Newly pooled spans of each kind through the head, in one call."""
+        parts = [p for p in pooled if p is not None]
+        if not parts:
+            return
+        embeddings, probabilities = self.head(torch.cat(parts) if len(parts) > 1 else parts[0])
+        start = 0
+        for vectors, part in zip(self._kinds, pooled, strict=True):
+            if part is not None:
+                vectors.keep(
+                    embeddings[start : start + len(part)], probabilities[start : start + len(part)]
+                )
+                start += len(part)
 
 
 def _mean_of_rows(rows: np.ndarray) -> np.ndarray:

@@ -49,11 +49,11 @@ def test_pieces_of_consecutive_files_fill_whole_batches(
     embedded = [(item, o) for item, o in outcomes if isinstance(o, Embedded)]
     assert failures == ["2-broken.wav"]
     assert [item.path for item, _ in embedded] == [f"{i}.wav" for i in range(5)]
-    assert [o.prepared.pieces.count for _, o in embedded] == [3, 1, 2, 4, 1]
+    assert [embedder.pieces_of(o.audio).count for _, o in embedded] == [3, 1, 2, 4, 1]
     assert batch_sizes == [4, 4, 3]  # 11 pieces: two full batches, the stream's tail
 
     for _, outcome in embedded:  # a file split across batches equals the file embedded alone
-        alone = embedder.embed_files([outcome.prepared.pieces])[0]
+        alone = embedder.embed_files([embedder.pieces_of(outcome.audio)])[0]
         np.testing.assert_allclose(
             outcome.result.window_embeddings, alone.window_embeddings, rtol=1e-4, atol=1e-5
         )
@@ -103,7 +103,7 @@ def test_long_files_streamed_block_by_block_equal_whole_decoding(
         np.testing.assert_array_equal(
             outcome.result.window_start_seconds, expected.result.window_start_seconds
         )
-        assert outcome.prepared.audio.duration_seconds == expected.prepared.audio.duration_seconds
+        assert outcome.audio.duration_seconds == expected.audio.duration_seconds
         np.testing.assert_allclose(
             outcome.result.window_embeddings, expected.result.window_embeddings, atol=1e-5
         )
