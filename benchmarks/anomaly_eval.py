@@ -15,8 +15,10 @@ windows (every 1 s):
 - ``pooled``: what a scan reads: the 1 s segments of ingest's 10 s forward pass (float16, as
   stored), two neighbours averaged per window. The model runs once per clip, at ingest.
 - ``pooled-float32``: the same, without the float16 storage (what float16 costs in quality).
-- ``separate``: every 2 s window sent through the model on its own (what scans did before the
-  segments table: 1.8x the ingest's compute per clip, at every scan).
+- ``separate``: every 2 s window sent through the model on its own (1.8x the ingest's compute
+  per clip, at every scan).
+- ``separate-1s``: the plain anchor: every 1 s window (every 1 s) embedded on its own and
+  scored alone; the default scan must score at least this.
 
 ROC AUC and pAUC (p = 0.1) are pooled over machines (scores relative to each machine's
 threshold) and, as DCASE Task 2 ranks them, the harmonic mean over machines of the per-machine
@@ -74,46 +76,44 @@ def anomaly(kind: str, rpm: float, seed: int, level: float) -> np.ndarray:
     return (base + scale * signal).astype(np.float32)
 
 
-def separate_windows(folder: Path, embedder) -> list:
-    """Every 2 s scan window (every 1 s) of each clip embedded on its own."""
+def separate_windows(folder: Path, embedder, seconds: float, hop_seconds: float) -> list:
+    """Every ``seconds`` window (every ``hop_seconds``) of each clip embedded as a clip of its
+    own (its edges mirrored, as any file's): the plain anchor."""
     from tasks.anomaly.scoring import ClipWindows
-    from tasks.anomaly.windows import DEFAULT_SCAN_HOP_SECONDS, DEFAULT_SCAN_WINDOW_SECONDS
     from tasks.model.constants import MODEL_SAMPLE_RATE
     from tasks.settings import AudioLimits
     from tasks.storage.sources import LocalSource
 
     short = embedder.with_options(
-        AudioLimits(
-            window_seconds=DEFAULT_SCAN_WINDOW_SECONDS, segment_seconds=DEFAULT_SCAN_WINDOW_SECONDS
-        ),
-        embedder.batch_size,
+        AudioLimits(window_seconds=seconds, segment_seconds=seconds), embedder.batch_size
     )
-    length, hop = (
-        int(s * MODEL_SAMPLE_RATE) for s in (DEFAULT_SCAN_WINDOW_SECONDS, DEFAULT_SCAN_HOP_SECONDS)
-    )
+    length, hop = (int(s * MODEL_SAMPLE_RATE) for s in (seconds, hop_seconds))
     source, clips = LocalSource(folder), []
     for item in source.list_items():
         audio = short.decode(item.path, source.read_bytes(item))
         starts = range(0, len(audio.samples) - length + 1, hop)
-        # each window embedded as a clip of its own (edges mirrored, as any file's)
         pieces = [cut_pieces(audio.samples[s : s + length], short.limits) for s in starts]
         embeddings = np.stack([f.embedding for f in short.embed_files(pieces)])
-        seconds = np.array([s / MODEL_SAMPLE_RATE for s in starts])
-        clips.append(ClipWindows(item.key, item.path, embeddings, seconds))
+        starts_seconds = np.array([s / MODEL_SAMPLE_RATE for s in starts])
+        clips.append(ClipWindows(item.key, item.path, embeddings, starts_seconds))
     return clips
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=10, help="clips per set and machine")
     parser.add_argument("--machines", type=int, default=3, choices=range(1, 4))
     parser.add_argument("--sars", default="-10,-20,-30")
     parser.add_argument("--shifts", default="2,4", help="speed shifts (percent)")
     parser.add_argument("--kinds", default="impacts,bearing_whine,speed_shift")
-    parser.add_argument("--ways", default="pooled,pooled-float32,separate")
+    parser.add_argument("--ways", default="pooled,pooled-float32,separate,separate-1s")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="a tiny run, to check it works")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clips, args.machines, args.kinds, args.sars = 3, 1, "impacts", "-10"
+        args.ways = "pooled,separate-1s"
 
     from tasks.anomaly.evaluate import embed_folder, evaluate_clips
     from tasks.anomaly.windows import ScanWindows
@@ -138,8 +138,10 @@ def main() -> None:
         started = time.perf_counter()
         if way.startswith("pooled"):
             clips = embed_folder(folder, embedder, windows, as_stored=way == "pooled")[0]
+        elif way == "separate-1s":
+            clips = separate_windows(folder, embedder, 1.0, 1.0)
         else:
-            clips = separate_windows(folder, embedder)
+            clips = separate_windows(folder, embedder, windows.window_seconds, windows.hop_seconds)
         model_seconds[way] += time.perf_counter() - started
         clips_embedded[way] += len(clips)
         return clips
@@ -193,9 +195,11 @@ def main() -> None:
         way: model_seconds[way] / max(clips_embedded[way], 1) for way in ways
     }
     print(json.dumps(results["embed_seconds_per_clip"]))
-    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-anomaly.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    if not args.smoke:
+        out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-anomaly.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -74,8 +74,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_catalogue(folder: Path, count: int, distinct: int | None = None) -> list[Path]:
-    """``count`` 10 s WAV files at 44.1 kHz stereo, as real catalogues are; past the first
+def make_catalogue(
+    folder: Path, count: int, distinct: int | None = None, seconds: float = CLIP_SECONDS
+) -> list[Path]:
+    """``count`` WAV files of ``seconds`` at 44.1 kHz stereo, as real catalogues are; past the first
     ``distinct`` (default: all) they are hard links to earlier ones, since synthesising a clip
     (~20 ms) costs more than a GPU takes to embed it, and the pipeline reads every file's
     bytes either way."""
@@ -93,11 +95,11 @@ def make_catalogue(folder: Path, count: int, distinct: int | None = None) -> lis
         elif not path.exists():
             kind = i % 3
             mono = (
-                samples.engine(CLIP_SECONDS, SOURCE_RATE, 900 + 7 * i, i)
+                samples.engine(seconds, SOURCE_RATE, 900 + 7 * i, i)
                 if kind == 0
-                else samples.chirp(CLIP_SECONDS, SOURCE_RATE, 50 + i % 400, 4000 + i)
+                else samples.chirp(seconds, SOURCE_RATE, 50 + i % 400, 4000 + i)
                 if kind == 1
-                else samples.noise(CLIP_SECONDS, SOURCE_RATE, i, 0.2)
+                else samples.noise(seconds, SOURCE_RATE, i, 0.2)
             )
             samples.write(path, mono, SOURCE_RATE, channels=2)
         paths.append(path)
@@ -303,7 +305,11 @@ def phase_decode(args: argparse.Namespace, paths: list[str]) -> dict:
 
 
 def phase_pipeline(
-    args: argparse.Namespace, folder: str, batch_size: int, engine: str = "auto"
+    args: argparse.Namespace,
+    folder: str,
+    batch_size: int,
+    engine: str = "auto",
+    clip_seconds: float = CLIP_SECONDS,
 ) -> dict:
     from tasks.ingest.shard import embed_shard
     from tasks.storage.sources import LocalSource
@@ -331,8 +337,9 @@ def phase_pipeline(
         "clips": rows,
         "seconds": elapsed,
         "clips_per_s": rows / elapsed,
-        "x_realtime": rows / elapsed * CLIP_SECONDS,
-        "gflops": rows / elapsed * GFLOP_PER_10S_CLIP,
+        "x_realtime": rows / elapsed * clip_seconds,
+        "gflops": rows / elapsed * GFLOP_PER_10S_CLIP * clip_seconds / 10,
+        "clip_seconds": clip_seconds,
         "batch_size": batch_size,
         "workers": args.workers,
         "peak_rss_mb": _peak_rss_mb(),
@@ -477,7 +484,36 @@ def _in_child(function, *args):
         return pool.apply(function, args)
 
 
-def main() -> None:
+def phase_clip_lengths(args: argparse.Namespace, workdir: Path) -> dict:
+    """The ingest path (``embed_shard``) on catalogues of clips of each ``--clip-lengths``
+    (s), in the same run, interleaved, ``--rounds`` times: clips/s per length, best and all
+    rounds, and each length's best against the longest's. A clip costs its own length plus
+    1.28 s of context a side (tasks.audio.pieces); a zero-padded 10 s window would make every
+    short clip cost what a 10 s clip does."""
+    lengths = [float(s) for s in args.clip_lengths.split(",")]
+    folders = {}
+    for seconds in lengths:
+        folder = workdir / f"clips-{seconds:g}s"
+        make_catalogue(folder, args.clips, args.distinct_clips, seconds)
+        folders[seconds] = str(folder / "clips")
+    runs: dict[float, list[float]] = {seconds: [] for seconds in lengths}
+    for _ in range(args.rounds):
+        for seconds in lengths:
+            point = _in_child(phase_pipeline, args, folders[seconds], 8, "auto", seconds)
+            runs[seconds].append(point["clips_per_s"])
+    longest = max(lengths)
+    return {
+        "batch_size": 8,
+        "clips": args.clips,
+        "clips_per_s": {f"{s:g}": max(r) for s, r in runs.items()},
+        "clips_per_s_all_rounds": {f"{s:g}": r for s, r in runs.items()},
+        f"clips_per_s_vs_{longest:g}s": {
+            f"{s:g}": max(runs[s]) / max(runs[longest]) for s in lengths
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument(
@@ -523,7 +559,19 @@ def main() -> None:
     parser.add_argument(
         "--only-decode", action="store_true", help="the decode phase alone, printed as JSON"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--only-clip-lengths",
+        action="store_true",
+        help="the pipeline on catalogues of --clip-lengths alone, printed as JSON",
+    )
+    parser.add_argument("--clip-lengths", default="1,10", help="clip lengths (s) to compare")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of lengths")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny clip-length run, to check it works"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.only_clip_lengths, args.clips, args.rounds, args.clip_lengths = True, 4, 1, "1,3"
 
     import torch
 
@@ -539,10 +587,18 @@ def main() -> None:
     args.device = str(device)
     if args.shard_size is None:
         args.shard_size = 4096 if device.type == "cuda" else 64
+    if args.only_clip_lengths:
+        found = phase_clip_lengths(args, workdir)
+        print(json.dumps(found, indent=2))
+        if not args.smoke:
+            out = ROOT / "benchmarks/results" / f"{socket.gethostname()}-clip-lengths.json"
+            out.write_text(json.dumps(found, indent=2))
+        return found
     paths = [str(p) for p in make_catalogue(workdir, args.clips, args.distinct_clips)]
     if args.only_decode:
-        print(json.dumps(_in_child(phase_decode, args, paths[:200]), indent=2))
-        return
+        found = _in_child(phase_decode, args, paths[:200])
+        print(json.dumps(found, indent=2))
+        return found
 
     engines = [e for e in args.engines.split(",") if e == "torch" or device.type == "cpu"]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -648,6 +704,7 @@ def main() -> None:
         f"{decoding['decode_only_ms_per_clip_one_core']:.1f} without; host path ceiling "
         f"(no model) {host_ceiling['clips_per_s']:.0f} clips/s on {args.workers} reader threads"
     )
+    return results
 
 
 if __name__ == "__main__":

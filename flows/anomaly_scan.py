@@ -74,7 +74,7 @@ def anomaly_scan(
         k: Reference windows averaged per window score (knn scoring).
         threshold_method: How the threshold is read from the reference's leave-one-out scores:
             a fitted gamma distribution, or the empirical quantile.
-        quantile: Quantile of normal window scores used as the threshold.
+        quantile: Share of normal clips that should score under the threshold.
         threshold: A fixed threshold instead of the calibrated one.
         window_seconds: Scan window length (s): a whole multiple of the stored segments
             (AUDIO_EMBEDDINGS_SEGMENT_SECONDS, 1 s); empty: one window per segment.

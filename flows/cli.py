@@ -452,7 +452,7 @@ def demo(
 
 Neighbours = Annotated[int, typer.Option(min=1, help="Reference windows averaged per score (k)")]
 Quantile = Annotated[
-    float, typer.Option(min=0.5, max=0.9999, help="Quantile of normal window scores (threshold)")
+    float, typer.Option(min=0.5, max=0.9999, help="Share of normal clips under the threshold")
 ]
 ScanWindow = Annotated[
     float, typer.Option(help="Scan window (s): a whole multiple of the stored segments")

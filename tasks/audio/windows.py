@@ -68,6 +68,12 @@ def window_spans(length: int, limits: AudioLimits, final: bool = True) -> Spans:
     return _spans(begin, end, frame_count(length))
 
 
+def file_span(length: int) -> Spans:
+    """The whole file as one span: the frames centred inside it (all but, at most, a last frame
+    that holds more of the mirrored end than of the file)."""
+    return _spans(np.zeros(1), np.asarray([length / MODEL_SAMPLE_RATE]), frame_count(length))
+
+
 def window_starts(length: int, limits: AudioLimits) -> tuple[int, list[int] | None]:
     """(window length, window starts) in 32 kHz samples for a file of ``length`` samples;
     starts is None when the file fits in one window. See ``window_spans``."""

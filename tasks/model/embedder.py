@@ -230,7 +230,7 @@ class PannsEmbedder:
         return [file.finish() for file in accumulators]
 
     def get_scene_embeddings(self, audio: np.ndarray) -> np.ndarray:
-        """Clips [n, samples] at 32 kHz -> one embedding per clip [n, 2048] (mean of windows)."""
+        """Clips [n, samples] at 32 kHz -> one embedding per clip [n, 2048]."""
         _check_two_dimensional(audio)
         pieces = [cut_pieces(clip, self.limits) for clip in audio]
         return np.stack([f.embedding for f in self.embed_files(pieces)])

@@ -1,8 +1,12 @@
 """A file's trunk frames, arriving in time order, into its vectors: one per segment, one per
-window, and the file's own (the mean of its windows).
+window, and the file's own.
 
 Each span is pooled as Cnn14 pools a clip (max + mean over its frames) and goes through the same
-fully connected layers, so segment, window and file vectors share one space. Spans are pooled as
+fully connected layers, so segment, window and file vectors share one space. The file vector is
+that pooling over all the file's frames, what PANNs gives for a whole clip: on labelled sets of
+30 s files (benchmarks/file_vector.py) it matched the mean of 10 s window vectors where the
+sound is steady and beat it where the label lives in a few short events (1-NN accuracy 0.85
+against 0.58, a logistic regression 1.00 against 0.90). Spans are pooled as
 soon as their frames are in, and only frames that spans still to come need are held: a 24 h file
 holds about a window of frames, plus its vectors.
 """
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 
 from tasks.audio.pieces import core_frames
-from tasks.audio.windows import Spans, segment_spans, window_spans
+from tasks.audio.windows import Spans, file_span, segment_spans, window_spans
 from tasks.model.cnn14 import pool_frames
 from tasks.model.constants import EMBEDDING_SIZE, NUM_CLASSES
 from tasks.settings import AudioLimits
@@ -40,7 +44,7 @@ class FileSegments:
 
 @dataclass
 class FileEmbedding:
-    """One file's vector (the mean of its window vectors) and mean AudioSet probabilities, its
+    """One file's vector and AudioSet probabilities (Cnn14's pooling of all its frames), its
     window vectors with their starts (s), and its segments."""
 
     embedding: np.ndarray
@@ -143,10 +147,29 @@ class FileFrames:
         tail = 0 if length is not None else core_frames(limits) + 2
         self.segments = _Vectors(lambda n, final: segment_spans(n, limits, final), length, tail)
         self.windows = _Vectors(lambda n, final: window_spans(n, limits, final), length, tail)
+        self.length = length or 0
+        self._last: torch.Tensor | None = None
+        self._most: torch.Tensor | None = None
+        self._total: torch.Tensor | None = None
+        self._frames = 0
 
     def add(self, frames: torch.Tensor) -> None:
         """The file's next frames [k, 2048]."""
         self._keep([vectors.pooler.add(frames) for vectors in self._kinds])
+        # the whole file's pooling, as a running max and sum (flat memory for any length); the
+        # newest frame waits, as the file's last one may fall outside it (``file_span``)
+        if self._last is not None:
+            frames = torch.cat([self._last, frames])
+        self._fold(frames[:-1])
+        self._last = frames[-1:]
+
+    def _fold(self, frames: torch.Tensor) -> None:
+        if not len(frames):
+            return
+        most, total = frames.max(dim=0).values, frames.sum(dim=0)
+        self._most = most if self._most is None else torch.maximum(self._most, most)
+        self._total = total if self._total is None else self._total + total
+        self._frames += len(frames)
 
     def settle(self, read: int) -> None:
         """A stream has read ``read`` samples: the segments and windows that end by then are
@@ -157,10 +180,13 @@ class FileFrames:
         """The file's vectors once all its frames are in (``length``: a stream's, in samples)."""
         if length is not None:
             self._keep([v.pooler.respan(v.spans_of(length, True)) for v in self._kinds])
+        if int(file_span(length or self.length).stop_frame[0]) > self._frames:
+            self._fold(self._last)
         segments, windows = self.segments, self.windows
+        embedding, probabilities = self.head((self._most + self._total / self._frames)[None])
         return FileEmbedding(
-            _mean_of_rows(windows.embeddings.rows),
-            _mean_of_rows(windows.probabilities.rows),
+            embedding[0],
+            probabilities[0],
             windows.embeddings.rows,
             windows.pooler.spans.start_seconds,
             FileSegments(
@@ -189,9 +215,3 @@ class FileFrames:
                     embeddings[start : start + len(part)], probabilities[start : start + len(part)]
                 )
                 start += len(part)
-
-
-def _mean_of_rows(rows: np.ndarray) -> np.ndarray:
-    # most files are one window, whose mean is that row: numpy's mean costs ~30 us a call,
-    # twice a file, on the thread that feeds the model
-    return rows[0] if len(rows) == 1 else rows.mean(axis=0)

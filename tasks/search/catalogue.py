@@ -58,7 +58,7 @@ class Catalogue:
         return _item(rows.to_pylist()[0]) if rows.num_rows else None
 
     def file_vector(self, key: str) -> np.ndarray | None:
-        """The file's stored embedding (mean of its windows) [2048], or None."""
+        """The file's stored embedding [2048], or None."""
         rows = self._rows_of_key(key, ("key", "embedding"))
         if not rows.num_rows:
             return None

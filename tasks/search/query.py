@@ -122,6 +122,6 @@ def query_vector(
 
 
 def embedding_vector(embedded: FileEmbedding, segments: bool) -> np.ndarray:
-    """An embedded query's vector: the file's (mean of its windows), or with ``segments`` the
+    """An embedded query's vector: the file's, or with ``segments`` the
     mean of its segments (its own audio only, not a short clip's padding)."""
     return embedded.segments.embeddings.mean(axis=0) if segments else embedded.embedding

@@ -15,7 +15,7 @@ from tasks.settings import Settings
 
 @task(name="embed-query", cache_policy=NO_CACHE)
 def embed_query(query: str, settings: Settings, segments: bool = False) -> np.ndarray:
-    """The query's vector, as the index stores them: for files, the mean of its windows; for
+    """The query's vector, as the index stores them: for files, the file vector; for
     segments, the mean of its segments (its own audio only, not a short clip's padding).
 
     ``query``: a file on this machine, a blob URL, or a path or key of the catalogue (its

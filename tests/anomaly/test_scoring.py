@@ -113,3 +113,27 @@ def test_mahalanobis_flags_a_window_off_the_reference_spread() -> None:
         held_out.mean()
         > ShrunkGaussian.fit(reference._all_windows()).scores(reference._all_windows()).mean()
     )
+
+
+def test_mahalanobis_threshold_holds_for_new_normal_windows_when_dimensions_outnumber_them() -> (
+    None
+):
+    """Embeddings have 2048 dimensions and a reference a few hundred windows: new normal windows
+    must score like the held-out ones the threshold came from, and the share of normal clips
+    flagged must be about the share asked for (a clip scores its worst window)."""
+    rng = np.random.default_rng(7)
+    mixing = rng.standard_normal((12, 200))  # low-rank structure in 200 dimensions, plus noise
+
+    def clip(i: int) -> ClipWindows:
+        windows = rng.standard_normal((5, 12)) @ mixing + 0.3 * rng.standard_normal((5, 200))
+        return ClipWindows(f"k{i}", f"n/{i}.wav", np.abs(windows + 5), np.arange(5) * 1.0)
+
+    reference = Reference("", [clip(i) for i in range(30)], k=3, scoring="mahalanobis")
+    calibration = calibrate(reference, method="quantile", quantile=0.9)
+    new_clips = [clip(100 + i) for i in range(80)]
+    scores, _ = reference.window_scores(np.concatenate([c.embeddings for c in new_clips]))
+    held_out = reference.held_out_scores()
+    assert 0.8 < scores.mean() / held_out.mean() < 1.25
+    # a clip is flagged when its worst window is over: about the 10 % of clips asked for
+    flagged = np.mean([score_clip(c, reference, calibration).is_anomaly for c in new_clips])
+    assert 0.02 < flagged < 0.25, flagged

@@ -11,6 +11,7 @@ import torch
 
 from tasks.audio import samples
 from tasks.audio.pieces import CONTEXT_FRAMES, FRAME_SAMPLES, core_frames, cut_pieces, extended
+from tasks.model.cnn14 import pool_frames
 from tasks.model.constants import EMBEDDING_SIZE, MODEL_SAMPLE_RATE, NUM_CLASSES
 from tasks.model.embedder import DeviceUnavailableError, PannsEmbedder, choose_device
 from tasks.settings import AudioLimits
@@ -56,7 +57,16 @@ def test_files_of_any_length_sharing_a_batch_get_what_they_get_alone(
             shared.segments.embeddings, alone.segments.embeddings, rtol=1e-4, atol=1e-5
         )
     assert together[1].window_embeddings.shape == (3, EMBEDDING_SIZE)
-    np.testing.assert_allclose(together[1].embedding, together[1].window_embeddings.mean(axis=0))
+    # the file vector is Cnn14's pooling of all the file's frames; one window's file: its window
+    if short_seconds <= embedder.limits.window_seconds:
+        np.testing.assert_allclose(
+            together[0].embedding, together[0].window_embeddings[0], rtol=1e-4, atol=1e-6
+        )
+    pieces = cut_pieces(long_clip, embedder.limits)
+    whole = extended(long_clip, 0, len(long_clip), 0, (pieces.frames + 8) * FRAME_SAMPLES)
+    frames = embedder.trunk_frames([whole])[0, CONTEXT_FRAMES : CONTEXT_FRAMES + pieces.frames]
+    expected, _ = embedder.head(pool_frames(frames)[None])
+    np.testing.assert_allclose(together[1].embedding, expected[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(together[1].window_start_seconds, [0.0, 2.0, 3.0])
 
 

@@ -1,0 +1,32 @@
+"""Every benchmark touched by the embedding path runs in its smoke mode, so none can rot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import anomaly_eval, file_vector
+
+
+def test_file_vector_benchmark_smoke(checkpoint: Path) -> None:
+    results = file_vector.main(["--smoke", "--checkpoint", str(checkpoint)])
+    for figures in results["sets"].values():
+        for way in ("mean_of_windows", "whole_file_pooling"):
+            assert all(0.0 <= value <= 1.0 for value in figures[way].values())
+
+
+def test_anomaly_benchmark_smoke(checkpoint: Path) -> None:
+    results = anomaly_eval.main(["--smoke", "--checkpoint", str(checkpoint)])
+    ways = {cell["windows"] for cell in results["cells"]}
+    assert {"pooled", "separate-1s"} <= ways
+    assert all(0.0 <= cell["roc_auc"] <= 1.0 for cell in results["cells"])
+
+
+def test_throughput_clip_lengths_smoke(checkpoint: Path, tmp_path: Path) -> None:
+    from benchmarks import throughput
+
+    found = throughput.main(
+        ["--smoke", "--checkpoint", str(checkpoint), "--workdir", str(tmp_path), "--device", "cpu"]
+    )
+    assert set(found["clips_per_s"]) == {"1", "3"} and all(
+        v > 0 for v in found["clips_per_s"].values()
+    )
