@@ -86,3 +86,19 @@ def test_a_short_query_finds_an_event_at_every_phase_of_the_grid(
         if abs(middle - (at + 0.3)) > 1.0:
             misses.append((phase, float(segments.start_seconds[best])))
     assert not misses, misses
+
+
+def test_clips_of_many_lengths_in_one_pass_get_what_they_get_alone(
+    ten_second: PannsEmbedder,
+) -> None:
+    """Clips of 0.4-2.5 s share a forward pass with a 10 s clip, padded to its 12.8 s past their
+    context: each one's vectors equal its own, embedded alone."""
+    clips = [_background(seconds, i) for i, seconds in enumerate([0.4, 1.0, 2.5, 1.7, 10.0, 0.9])]
+    pieces = [cut_pieces(clip, LIMITS) for clip in clips]
+    together = ten_second.embed_files(pieces)
+    for clip_pieces, shared in zip(pieces, together, strict=True):
+        alone = ten_second.embed_files([clip_pieces])[0]
+        np.testing.assert_allclose(shared.embedding, alone.embedding, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            shared.segments.embeddings, alone.segments.embeddings, rtol=1e-4, atol=1e-6
+        )
