@@ -318,7 +318,8 @@ def serve(
             create_app(service, authenticator, serve_settings),
             host=settings.serve_host,
             port=settings.serve_port,
-            log_level="warning",
+            log_level="warning",  # the service writes its own access lines (JSON), if asked
+            access_log=False,
         )
     finally:
         service.close()

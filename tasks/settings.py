@@ -46,6 +46,9 @@ class AudioLimits(BaseSettings):
     )
     min_sample_rate: int = Field(1_000, gt=0, description="Lowest accepted sample rate (Hz)")
     max_sample_rate: int = Field(768_000, gt=0, description="Highest accepted sample rate (Hz)")
+    # Decoding cost and memory grow with channels x frames; a tiny compressed file can declare
+    # hundreds of channels. Ambisonics and microphone arrays stay within 64.
+    max_channels: int = Field(64, ge=1, le=1024, description="Most channels a file may have")
     # One LSB of 16-bit audio is -90.3 dBFS: a file whose peak stays below it holds no signal.
     silence_peak_dbfs: float = Field(-90.0, description="Peak below which a file is silent (dBFS)")
 
@@ -200,6 +203,36 @@ class ServeSettings(BaseSettings):
     )
     serve_max_batch_windows: int = Field(
         32, gt=0, le=1_024, description="Most windows in one shared forward pass"
+    )
+    # A query is a sound, not a recording: a minute is 6 of the model's windows, about a second
+    # of CPU time; a 3-hour file would be 1,080 and hold the model for minutes.
+    serve_max_query_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3_600,
+        description="Longest query audio (s), checked from the file's header before decoding",
+    )
+    serve_max_decodes: int = Field(
+        2, ge=1, le=256, description="Query files decoded at once (the rest wait in the queue)"
+    )
+    serve_max_queued: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description="Query files waiting to be decoded or for the model, past which a query is "
+        "answered 503 with Retry-After at once",
+    )
+    serve_request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A query not answered within this time gets 504 and its work is dropped "
+        "(s); an upload still arriving by then gets 408",
+    )
+    serve_access_log: Literal["off", "json"] = Field(
+        "off",
+        description="Access log: none, or one JSON line per request on stderr, with its "
+        "request id (X-Request-ID), route, status and duration",
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO
@@ -39,6 +39,7 @@ class AudioErrorKind(StrEnum):
     ZERO_LENGTH = "zero_length"
     TOO_LONG = "too_long"
     BAD_SAMPLE_RATE = "bad_sample_rate"
+    TOO_MANY_CHANNELS = "too_many_channels"
     NON_FINITE = "non_finite_samples"
     SILENT = "silent"
     # The source could not deliver the bytes (gone, changed, service down): not the file's fault,
@@ -63,6 +64,32 @@ class AudioError(UserError):
     def __reduce__(self):
         # an error that crosses a process boundary (a Dask task, a process pool) keeps its parts
         return (type(self), (self.name, self.kind, self.reason))
+
+
+class TooLongError(AudioError):
+    """A file longer than the limit that ``setting`` sets (s)."""
+
+    def __init__(
+        self,
+        name: str,
+        duration_seconds: float,
+        limit_seconds: float,
+        setting: str = "AUDIO_EMBEDDINGS_MAX_DURATION_SECONDS",
+    ) -> None:
+        super().__init__(
+            name,
+            AudioErrorKind.TOO_LONG,
+            f"the file lasts {duration_seconds:,.0f} s, over the limit of {limit_seconds:,.0f} s "
+            f"({setting})",
+        )
+        self.duration_seconds, self.limit_seconds, self.setting = (
+            duration_seconds,
+            limit_seconds,
+            setting,
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.duration_seconds, self.limit_seconds, self.setting))
 
 
 @dataclass(frozen=True)
@@ -159,7 +186,7 @@ def decode_pcm_wav(
     declared = size // (channels * width)
     if longest_seconds is not None and declared / rate > longest_seconds:
         return None
-    _check_header(name, rate, declared, limits)
+    _check_header(name, AudioHeader(rate, channels, declared), limits)
     frames = min(size, len(data) - offset) // (channels * width)
     if frames < declared:  # libsndfile logs any shortfall of a WAV's data chunk as truncation
         raise _truncated(name, frames, declared)
@@ -236,7 +263,7 @@ def open_audio(
         ) from None
     header = AudioHeader(sound.samplerate, sound.channels, sound.frames)
     try:
-        _check_header(name, header.sample_rate, header.frames, limits)
+        _check_header(name, header, limits)
     except AudioError:
         sound.close()
         raise
@@ -264,6 +291,9 @@ def decode_blocks(
         else soxr.ResampleStream(rate, MODEL_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     )
     frames_per_block = max(round(block_seconds * rate), 1)
+    # A header can understate the length (a lying chunk size, an estimated MP3 length): the
+    # limit is also enforced on what is actually read.
+    most_frames = limits.max_duration_seconds * rate
     read, peak = 0, 0.0
     while True:
         block = _read(name, sound, frames_per_block)
@@ -271,6 +301,8 @@ def decode_blocks(
             break
         _check_finite(name, block)
         read += block.shape[0]
+        if read > most_frames:
+            raise _too_long(name, read / rate, limits)
         mono = downmix(block)
         peak = max(peak, _peak(mono))
         out = mono if resampler is None else resampler.resample_chunk(mono)
@@ -284,6 +316,39 @@ def decode_blocks(
         tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         if tail.size:
             yield np.asarray(tail, np.float32)
+
+
+#: Samples (frames x channels) ``decode_bounded`` reads at a time: 4 MB of float32, whatever
+#: the channel count.
+BOUNDED_BLOCK_SAMPLES = 1 << 20
+
+
+def decode_bounded(
+    name: str, data: bytes, limits: AudioLimits, between_blocks: Callable[[], None]
+) -> DecodedAudio:
+    """``decode`` (at 32 kHz, on the host) for audio whose cost must be bounded: a query from
+    anyone. The header is checked before any audio is read. A PCM WAV is read in place (its
+    cost is its bytes); anything else is decoded in blocks of ``BOUNDED_BLOCK_SAMPLES`` across
+    its channels, so memory holds the mono result and one block, and ``between_blocks`` runs
+    after each block (a deadline check raises there, so a slow decode stops part-way)."""
+    check_size(name, len(data), limits)
+    pcm = decode_pcm_wav(name, data, limits)
+    if pcm is not None:
+        return pcm
+    sound, header = open_audio(name, io.BytesIO(data), limits)
+    block_seconds = BOUNDED_BLOCK_SAMPLES / header.channels / header.sample_rate
+    blocks = []
+    with sound:
+        for block in decode_blocks(name, sound, limits, block_seconds):
+            blocks.append(block)
+            between_blocks()
+    return DecodedAudio(
+        samples=np.concatenate(blocks),
+        sample_rate=MODEL_SAMPLE_RATE,
+        original_sample_rate=header.sample_rate,
+        channels=header.channels,
+        duration_seconds=header.duration_seconds,
+    )
 
 
 #: Frames converted to float32 at a time by ``downmix``: a cache-sized block (512 KB of stereo),
@@ -380,7 +445,8 @@ def _check_silence(name: str, peak: float, limits: AudioLimits) -> None:
         )
 
 
-def _check_header(name: str, sample_rate: int, frames: int, limits: AudioLimits) -> None:
+def _check_header(name: str, header: AudioHeader, limits: AudioLimits) -> None:
+    sample_rate = header.sample_rate
     if not limits.min_sample_rate <= sample_rate <= limits.max_sample_rate:
         raise AudioError(
             name,
@@ -388,16 +454,21 @@ def _check_header(name: str, sample_rate: int, frames: int, limits: AudioLimits)
             f"sample rate {sample_rate} Hz is outside {limits.min_sample_rate}-"
             f"{limits.max_sample_rate} Hz",
         )
-    if frames == 0:
-        raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
-    duration = frames / sample_rate
-    if duration > limits.max_duration_seconds:
+    if header.channels > limits.max_channels:
         raise AudioError(
             name,
-            AudioErrorKind.TOO_LONG,
-            f"the file lasts {duration:,.0f} s, over the limit of "
-            f"{limits.max_duration_seconds:,.0f} s (AUDIO_EMBEDDINGS_MAX_DURATION_SECONDS)",
+            AudioErrorKind.TOO_MANY_CHANNELS,
+            f"the file has {header.channels} channels, over the limit of {limits.max_channels} "
+            "(AUDIO_EMBEDDINGS_MAX_CHANNELS)",
         )
+    if header.frames == 0:
+        raise AudioError(name, AudioErrorKind.ZERO_LENGTH, "the file holds no audio samples")
+    if header.duration_seconds > limits.max_duration_seconds:
+        raise _too_long(name, header.duration_seconds, limits)
+
+
+def _too_long(name: str, duration_seconds: float, limits: AudioLimits) -> TooLongError:
+    return TooLongError(name, duration_seconds, limits.max_duration_seconds)
 
 
 # libsndfile reads what a cut-off file still holds without an error; these are the signs it

@@ -77,6 +77,20 @@ def encode(mono: np.ndarray, rate: int, extension: str, channels: int = 1) -> by
     return buffer.getvalue()
 
 
+def long_tone_file(seconds: float, rate: int, extension: str) -> bytes:
+    """A tone of ``seconds`` (hours, if asked) encoded in the format ``extension`` names,
+    synthesised and written a minute at a time, so memory holds a minute (libsndfile's Vorbis
+    encoder also crashed here when handed ten minutes in one write)."""
+    fmt, subtype = FORMATS[extension.lstrip(".").lower()]
+    buffer = io.BytesIO()
+    minute = tone(60.0, rate)  # a whole number of cycles: the minutes join seamlessly
+    total = round(seconds * rate)
+    with soundfile.SoundFile(buffer, "w", rate, 1, format=fmt, subtype=subtype) as out:
+        for start in range(0, total, minute.shape[0]):
+            out.write(minute[: total - start])
+    return buffer.getvalue()
+
+
 def write(path: Path, mono: np.ndarray, rate: int, channels: int = 1) -> Path:
     """Write ``mono`` (float32) to ``path`` in the format its extension names."""
     path.parent.mkdir(parents=True, exist_ok=True)

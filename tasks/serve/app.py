@@ -8,6 +8,7 @@ GET  /api/labels            the AudioSet labels (filter suggestions)
 GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
 POST /api/login             API key -> session cookie (for the page)
 GET  /healthz               liveness, what is loaded, batching counters
+GET  /metrics               Prometheus metrics (same authentication as /api)
 GET  /                      the page; /docs and /openapi.json: the schema
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+from collections.abc import Callable
 from importlib import resources
 from typing import Annotated
 
@@ -45,7 +47,9 @@ from tasks.errors import ServiceUnreachableError, UserError
 from tasks.index.interface import SearchHit
 from tasks.model.labels import audioset_labels
 from tasks.search.query import QueryAudio, QueryNotFoundError, QueryTooLargeError
+from tasks.serve.admission import Deadline, DeadlineExceededError, ServiceBusyError
 from tasks.serve.auth import API_KEY_HEADER, SESSION_COOKIE, Authenticator, NotAuthenticatedError
+from tasks.serve.metrics import ObservedRequests, json_access_log
 from tasks.serve.ranges import RangeNotSatisfiableError, requested_range
 from tasks.serve.service import NotInCatalogueError, SearchAnswer, SearchOptions, SearchService
 from tasks.settings import ServeSettings
@@ -108,8 +112,19 @@ def create_app(
         summary="Query-by-audio search over PANNs Cnn14 embeddings, and anomaly verdicts",
         version="1",
     )
+    metrics = service.metrics
     app.add_middleware(
-        _BodySizeLimit, file_limit=settings.serve_max_upload_bytes, path="/api/search"
+        _UploadGuard,
+        file_limit=settings.serve_max_upload_bytes,
+        seconds=settings.serve_request_timeout_seconds,
+        path="/api/search",
+        reject=metrics.reject,
+    )
+    if settings.serve_access_log == "json":
+        json_access_log()
+    # added last: the outermost, so it sees every answer, the guard's included
+    app.add_middleware(
+        ObservedRequests, metrics=metrics, json_log=settings.serve_access_log == "json"
     )
 
     def authenticated(request: Request) -> None:
@@ -124,9 +139,38 @@ def create_app(
 
     api = APIRouter(prefix="/api", dependencies=[Depends(authenticated)])
 
+    def deadline(request: Request) -> Deadline:
+        """The request's deadline: set by the upload guard when its body began to arrive."""
+        return getattr(request.state, "deadline", None) or service.deadline()
+
     @app.exception_handler(UserError)
     async def user_error(request: Request, error: UserError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=_status_of(error))
+        status = _status_of(error)
+        if isinstance(error, AudioError):
+            metrics.reject(str(error.kind))
+        elif isinstance(error, QueryTooLargeError):
+            metrics.reject("upload_too_large")
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(ServiceBusyError)
+    async def busy(request: Request, error: ServiceBusyError) -> JSONResponse:
+        metrics.reject("busy")
+        return JSONResponse(
+            {"detail": str(error)},
+            status_code=503,
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
+
+    @app.exception_handler(DeadlineExceededError)
+    async def too_slow(request: Request, error: DeadlineExceededError) -> JSONResponse:
+        metrics.reject("deadline")
+        return JSONResponse({"detail": str(error)}, status_code=504)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(authenticated)])
+    def metrics_page() -> Response:
+        """Prometheus metrics: requests, latency, decode and model time, queues, rejections,
+        the index's rows and the snapshot's version."""
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -148,6 +192,7 @@ def create_app(
 
     @api.post("/search", response_model=SearchResponse)
     async def search_upload(
+        request: Request,
         file: Annotated[UploadFile, File(description="The query audio (any decodable format)")],
         top: Annotated[int, Form(ge=1, le=1000)] = 10,
         path_prefix: Annotated[str | None, Form()] = None,
@@ -165,11 +210,14 @@ def create_app(
         options = SearchOptions(
             top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
         )
-        answer = await anyio.to_thread.run_sync(service.search_audio, audio, options)
+        answer = await anyio.to_thread.run_sync(
+            service.search_audio, audio, options, deadline(request)
+        )
         return _response(answer)
 
     @api.get("/search", response_model=SearchResponse)
     def search_by_reference(
+        request: Request,
         key: Annotated[str | None, Query(description="A catalogue key")] = None,
         path: Annotated[str | None, Query(description="A catalogue path, as listed")] = None,
         url: Annotated[
@@ -193,7 +241,7 @@ def create_app(
             top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
         )
         if url:
-            return _response(service.search_blob(url, options))
+            return _response(service.search_blob(url, options, deadline(request)))
         return _response(service.search_catalogue(key or path or "", options))
 
     @api.get("/audio/{key}", response_class=Response)
@@ -275,7 +323,8 @@ def _status_of(error: UserError) -> int:
     if isinstance(error, NotInCatalogueError | QueryNotFoundError):
         return 404
     if isinstance(error, QueryTooLargeError) or (
-        isinstance(error, AudioError) and error.kind == AudioErrorKind.TOO_LARGE
+        isinstance(error, AudioError)
+        and error.kind in (AudioErrorKind.TOO_LARGE, AudioErrorKind.TOO_LONG)
     ):
         return 413
     if isinstance(error, AudioError):
@@ -319,33 +368,50 @@ def _blob_response(
     )
 
 
-class _BodySizeLimit:
-    """Answers 413 to a request to ``path`` whose body passes ``file_limit`` bytes (plus the
-    form's framing), by its Content-Length or, for a chunked body, as it arrives: an oversized
-    upload is never spooled whole."""
+class _UploadGuard:
+    """For requests to ``path`` (uploads): answers 413 to a body past ``file_limit`` bytes (plus
+    the form's framing), by its Content-Length or, for a chunked body, as it arrives, so an
+    oversized upload is never spooled whole; and 408 to a body still arriving after ``seconds``
+    (a slow or stalled client holds no more than a connection until then). Sets the request's
+    deadline, which the search then keeps to."""
 
-    def __init__(self, app, file_limit: int, path: str) -> None:
-        self.app, self.file_limit, self.path = app, file_limit, path
+    def __init__(
+        self, app, file_limit: int, seconds: float, path: str, reject: Callable[[str], None]
+    ) -> None:
+        self.app, self.file_limit, self.seconds, self.path = app, file_limit, seconds, path
         self.limit = file_limit + _FORM_OVERHEAD
+        self.reject = reject
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared) > self.limit:
-            await self._too_large(send)
+        deadline = Deadline.after(self.seconds)
+        scope.setdefault("state", {})["deadline"] = deadline
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send, 413, self._too_large())
             return
         received, answered = 0, False
 
-        async def counted():
+        async def guarded():
             nonlocal received, answered
             if answered:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            with anyio.move_on_after(deadline.remaining()) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                await self._refuse(
+                    send,
+                    408,
+                    f"the upload did not arrive within {self.seconds:g} s "
+                    "(AUDIO_EMBEDDINGS_SERVE_REQUEST_TIMEOUT_SECONDS)",
+                )
+                answered = True
+                return {"type": "http.disconnect"}
             received += len(message.get("body", b""))
             if received > self.limit:  # answer now; the app sees the client gone
-                await self._too_large(send)
+                await self._refuse(send, 413, self._too_large())
                 answered = True
                 return {"type": "http.disconnect"}
             return message
@@ -354,11 +420,16 @@ class _BodySizeLimit:
             if not answered:
                 await send(message)
 
-        await self.app(scope, counted, unless_answered)
+        try:
+            await self.app(scope, guarded, unless_answered)
+        except Exception:
+            if not answered:  # the app's own failure; after our answer, only the lost body's
+                raise
 
-    async def _too_large(self, send) -> None:
-        response = JSONResponse(
-            {"detail": f"the upload is over the limit of {self.file_limit:,} bytes"},
-            status_code=413,
-        )
+    def _too_large(self) -> str:
+        return f"the upload is over the limit of {self.file_limit:,} bytes"
+
+    async def _refuse(self, send, status: int, detail: str) -> None:
+        self.reject("upload_too_large" if status == 413 else "upload_timeout")
+        response = JSONResponse({"detail": detail}, status_code=status)
         await response({"type": "http"}, None, send)

@@ -10,6 +10,9 @@ Requests announce themselves while they decode (``arriving``): a batch also wait
 ``max_wait_for_arriving_seconds``, for queries that are already being decoded. Without it, 8
 clients querying back to back settled into alternating half batches (the replies of one batch
 come back while the next runs), about 4 queries per forward pass.
+
+A query whose caller gave up (its future cancelled, past the request's deadline) before its
+batch ran is dropped from the batch.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ class MicroBatcher(Generic[Item, Result]):
         max_wait_seconds: float,
         max_windows: int,
         max_wait_for_arriving_seconds: float = 0.1,
+        on_pass: Callable[[int, float], None] | None = None,
     ) -> None:
-        self._run, self._size = run, size
+        """``on_pass(queries, seconds)`` is told of each forward pass (for metrics)."""
+        self._run, self._size, self._on_pass = run, size, on_pass
         self.max_wait_seconds, self.max_windows = max_wait_seconds, max_windows
         self.max_wait_for_arriving_seconds = max_wait_for_arriving_seconds
         self._waiting: queue.Queue[tuple[Item, Future[Result]] | None] = queue.Queue()
@@ -77,6 +82,11 @@ class MicroBatcher(Generic[Item, Result]):
         finally:
             with self._arriving_lock:
                 self._arriving -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Queries queued for a forward pass and not yet taken into one."""
+        return self._waiting.qsize()
 
     def __call__(self, item: Item) -> Result:
         """``submit`` and wait for the result."""
@@ -116,12 +126,20 @@ class MicroBatcher(Generic[Item, Result]):
                 return
 
     def _answer(self, batch: list[tuple[Item, Future[Result]]]) -> None:
+        # a cancelled future's caller has gone: its item is dropped; the rest can no longer be
+        # cancelled
+        batch = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        started = time.perf_counter()
         try:
             results = self._run([item for item, _ in batch])
         except Exception as error:  # every query of the batch gets the batch's error
             for _, future in batch:
                 future.set_exception(error)
             return
+        if self._on_pass is not None:
+            self._on_pass(len(batch), time.perf_counter() - started)
         self.stats.queries += len(batch)
         self.stats.passes += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))

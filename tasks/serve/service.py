@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
+from tasks.audio.decode import DecodedAudio, TooLongError, decode_bounded
 from tasks.classify.classes import predicted_label_filter
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
@@ -20,7 +21,9 @@ from tasks.index.interface import SearchHit
 from tasks.resources import anomaly_store, open_catalogue, open_index
 from tasks.search.catalogue import CatalogueItem
 from tasks.search.query import QueryAudio, embedding_vector, query_vector, read_blob_query
+from tasks.serve.admission import Admission, Deadline
 from tasks.serve.batching import MicroBatcher
+from tasks.serve.metrics import ServiceMetrics, read_or_nan
 
 if TYPE_CHECKING:
     from tasks.audio.pieces import Pieces
@@ -66,7 +69,12 @@ class SearchAnswer:
 
 class SearchService:
     """One per process: thread-safe (requests run in a thread pool; the model runs in the
-    batcher's thread)."""
+    batcher's thread).
+
+    Work per query with audio is bounded: its length (``serve_max_query_seconds``, from the
+    header before decoding), how many are in hand and decoding at once (``Admission``), and
+    its time (a ``Deadline``, by default ``serve_request_timeout_seconds`` from its start).
+    """
 
     def __init__(self, settings: Settings, embedder: PannsEmbedder) -> None:
         self.settings = settings
@@ -74,12 +82,34 @@ class SearchService:
         self.catalogue = open_catalogue(settings)
         self.indexes = {False: open_index(settings), True: open_index(settings, segments=True)}
         self.anomalies_store = anomaly_store(settings)
+        self.metrics = ServiceMetrics()
+        self.admission = Admission(settings.serve_max_decodes, settings.serve_max_queued)
+        self.query_limits = embedder.limits.model_copy(
+            update={
+                "max_duration_seconds": min(
+                    embedder.limits.max_duration_seconds, settings.serve_max_query_seconds
+                )
+            }
+        )
         self.batcher: MicroBatcher[Pieces, FileEmbedding] = MicroBatcher(
             embedder.embed_files,
             size=lambda pieces: pieces.count,
             max_wait_seconds=settings.serve_batch_wait_ms / 1000,
             max_windows=settings.serve_max_batch_windows,
+            on_pass=self.metrics.observe_forward_pass,
         )
+        self._watch()
+
+    def _watch(self) -> None:
+        """Point the metrics' gauges at what they report (read at each scrape)."""
+        metrics = self.metrics
+        metrics.queries_in_hand.set_function(lambda: self.admission.in_hand)
+        metrics.queries_decoding.set_function(lambda: self.admission.decoding)
+        metrics.queries_waiting.set_function(lambda: self.batcher.waiting)
+        for name, segments in (("files", False), ("segments", True)):
+            index = self.indexes[segments]
+            metrics.index_rows.labels(name).set_function(read_or_nan(index.count))
+        metrics.snapshot_version.set_function(read_or_nan(self.catalogue.snapshot.version))
 
     @classmethod
     def start(cls, settings: Settings) -> SearchService:
@@ -91,10 +121,18 @@ class SearchService:
     def close(self) -> None:
         self.batcher.close()
 
-    def search_audio(self, audio: QueryAudio, options: SearchOptions) -> SearchAnswer:
-        """Search with audio bytes (an upload, a blob): decoded by the checked decoder, cut into
-        pieces in this thread, embedded in a forward pass shared with concurrent queries."""
-        return self._search(audio, options)
+    def search_audio(
+        self, audio: QueryAudio, options: SearchOptions, deadline: Deadline | None = None
+    ) -> SearchAnswer:
+        """Search with audio bytes (an upload): decoded by the checked decoder, cut into
+        pieces in this thread, embedded in a forward pass shared with concurrent queries.
+
+        Raises ``ServiceBusyError`` at once when the service holds as many queries as it may,
+        ``DeadlineExceededError`` past ``deadline``, ``TooLongError`` for audio longer than a
+        query may be (from its header, before decoding)."""
+        deadline = deadline or self.deadline()
+        with self.admission.admitted():
+            return self._search(audio, options, deadline)
 
     def search_catalogue(self, key_or_path: str, options: SearchOptions) -> SearchAnswer:
         """Search with a file of the catalogue (its stored vector: no forward pass)."""
@@ -103,16 +141,32 @@ class SearchService:
             raise NotInCatalogueError(f"{key_or_path}: not a key or path of the catalogue")
         return self._search(item, options)
 
-    def search_blob(self, url: str, options: SearchOptions) -> SearchAnswer:
-        """Search with a blob of the configured storage account."""
-        return self._search(
-            read_blob_query(url, self.settings, self.settings.serve_max_upload_bytes), options
-        )
+    def search_blob(
+        self, url: str, options: SearchOptions, deadline: Deadline | None = None
+    ) -> SearchAnswer:
+        """Search with a blob of the configured storage account, bounded as an upload is."""
+        deadline = deadline or self.deadline()
+        with self.admission.admitted():
+            audio = read_blob_query(url, self.settings, self.settings.serve_max_upload_bytes)
+            deadline.check("reading the blob")
+            return self._search(audio, options, deadline)
 
-    def _search(self, query: QueryAudio | CatalogueItem, options: SearchOptions) -> SearchAnswer:
+    def deadline(self) -> Deadline:
+        """A request's deadline, starting now."""
+        return Deadline.after(self.settings.serve_request_timeout_seconds)
+
+    def _search(
+        self,
+        query: QueryAudio | CatalogueItem,
+        options: SearchOptions,
+        deadline: Deadline | None = None,
+    ) -> SearchAnswer:
         start = time.perf_counter()
         vector = query_vector(
-            query, self.catalogue, options.segments, lambda audio: self._embed(audio, options)
+            query,
+            self.catalogue,
+            options.segments,
+            lambda audio: self._embed(audio, options, deadline or self.deadline()),
         )
         embedded = time.perf_counter()
         hits = self.indexes[options.segments].search(
@@ -123,11 +177,36 @@ class SearchService:
             name, hits, (embedded - start) * 1000, (time.perf_counter() - embedded) * 1000
         )
 
-    def _embed(self, audio: QueryAudio, options: SearchOptions) -> np.ndarray:
-        with self.batcher.arriving():
-            pieces = self.embedder.pieces_of(self.embedder.decode(audio.name, audio.data))
+    def _embed(self, audio: QueryAudio, options: SearchOptions, deadline: Deadline) -> np.ndarray:
+        with self.admission.decode_slot(deadline), self.batcher.arriving():
+            started = time.perf_counter()
+            pieces = self.embedder.pieces_of(self._decode(audio, deadline))
+            self.metrics.decode_seconds.observe(time.perf_counter() - started)
             embedded = self.batcher.submit(pieces)
-        return embedding_vector(embedded.result(), options.segments)
+        try:
+            result = embedded.result(timeout=deadline.remaining())
+        except TimeoutError:
+            embedded.cancel()  # still queued: dropped from its batch; running: its result unused
+            raise deadline.exceeded("waiting for the model") from None
+        return embedding_vector(result, options.segments)
+
+    def _decode(self, audio: QueryAudio, deadline: Deadline) -> DecodedAudio:
+        """The query's audio at 32 kHz, refused from its header when it is longer than a query
+        may be, decoded in blocks with the deadline checked between them."""
+        limits = self.query_limits
+        try:
+            return decode_bounded(
+                audio.name, audio.data, limits, lambda: deadline.check("decoding the query")
+            )
+        except TooLongError as error:
+            if limits.max_duration_seconds < self.embedder.limits.max_duration_seconds:
+                raise TooLongError(
+                    audio.name,
+                    error.duration_seconds,
+                    limits.max_duration_seconds,
+                    "AUDIO_EMBEDDINGS_SERVE_MAX_QUERY_SECONDS",
+                ) from None
+            raise
 
     def item(self, key: str) -> CatalogueItem:
         """The catalogue file with this key (the only files the audio endpoint serves)."""
@@ -171,6 +250,7 @@ class SearchService:
             "queries_embedded": stats.queries,
             "forward_passes": stats.passes,
             "largest_batch": stats.largest_batch,
+            "queries_in_hand": self.admission.in_hand,
         }
 
 

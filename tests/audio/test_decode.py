@@ -15,8 +15,10 @@ from tasks.audio.decode import (
     DOWNMIX_FRAMES,
     AudioError,
     AudioErrorKind,
+    TooLongError,
     decode,
     decode_blocks,
+    decode_bounded,
     downmix,
     open_audio,
 )
@@ -251,3 +253,63 @@ def test_downmix_block_by_block_is_the_channel_sum_in_order(channels: int, dtype
     mono = downmix(samples)
     assert mono.dtype == np.float32 and mono.shape == (frames,)
     np.testing.assert_array_equal(mono, expected)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "file_format", "subtype"),
+    [
+        (22_050, 1, "OGG", "VORBIS"),
+        (48_000, 8, "FLAC", "PCM_16"),
+        (44_100, 2, "WAV", "PCM_16"),
+        (16_000, 6, "WAV", "FLOAT"),
+    ],
+)
+def test_bounded_decoding_gives_the_samples_of_whole_decoding(
+    rate: int, channels: int, file_format: str, subtype: str
+) -> None:
+    tone = samples.tone(41.0, rate)
+    audio = np.repeat(tone[:, None], channels, axis=1) * np.linspace(0.5, 1, channels)
+    data = _encoded(audio.astype(np.float32), rate, file_format, subtype)
+    blocks = []
+    bounded = decode_bounded("x", data, LIMITS, lambda: blocks.append(1))
+    whole = decode("x", data, LIMITS)
+    np.testing.assert_array_equal(bounded.samples, whole.samples)
+    assert (bounded.original_sample_rate, bounded.channels) == (rate, channels)
+    assert bounded.duration_seconds == pytest.approx(whole.duration_seconds)
+    if subtype != "PCM_16":  # a PCM WAV is read in place, not in blocks
+        # about 1 M samples across the channels per block
+        assert len(blocks) >= audio.size // (1 << 20)
+
+
+def test_bounded_decoding_stops_where_between_blocks_raises() -> None:
+    data = _encoded(samples.tone(120.0, 48_000), 48_000, "FLAC", "PCM_16")
+    calls = []
+
+    def deadline() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise TimeoutError("past the deadline")
+
+    with pytest.raises(TimeoutError):
+        decode_bounded("slow.flac", data, LIMITS, deadline)
+    assert len(calls) == 2  # of about six blocks
+
+
+def test_files_with_more_channels_than_the_limit_are_refused_from_the_header() -> None:
+    wide = np.tile(samples.tone(0.5, 8_000)[:, None], (1, 65))
+    for subtype in ("PCM_16", "FLOAT"):  # read in place, and by libsndfile
+        data = _encoded(wide.astype(np.float32), 8_000, "WAV", subtype)
+        with pytest.raises(AudioError, match="65 channels, over the limit of 64") as raised:
+            decode("wide.wav", data, LIMITS)
+        assert raised.value.kind == AudioErrorKind.TOO_MANY_CHANNELS
+        assert "AUDIO_EMBEDDINGS_MAX_CHANNELS" in str(raised.value)
+    assert decode("wide.wav", data, AudioLimits(max_channels=65)).channels == 65
+
+
+def test_reading_stops_at_the_duration_limit_whatever_the_header_said() -> None:
+    data = _encoded(samples.tone(5.0, 16_000), 16_000, "FLAC", "PCM_16")
+    sound, _ = open_audio("long.flac", io.BytesIO(data), LIMITS)  # the header passed
+    short = AudioLimits(max_duration_seconds=2.0)
+    with pytest.raises(TooLongError) as raised:
+        list(decode_blocks("long.flac", sound, short, block_seconds=0.5))
+    assert raised.value.limit_seconds == 2.0 and raised.value.duration_seconds <= 2.5

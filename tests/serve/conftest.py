@@ -9,12 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from tasks.anomaly.scoring import ClipScore
 from tasks.settings import ServeSettings, Settings
 from tests.conftest import write_catalogue
+
+if TYPE_CHECKING:
+    from tasks.serve.service import SearchService
 
 
 @dataclass(frozen=True)
@@ -138,3 +143,22 @@ def _predict_kinds(settings: Settings) -> None:
     table = pa.Table.from_pylist(predictions, schema=PREDICTIONS_SCHEMA)
     predictions_table(settings, "kind").commit(table, [], "test")
     push_classes(settings, [r["key"] for r in rows])
+
+
+@contextmanager
+def served_with(served: Served, **settings) -> Iterator[tuple[httpx.Client, SearchService]]:
+    """The served catalogue behind a service of its own, run with other settings (the same
+    loaded model): an HTTP client of it, and the service."""
+    from tasks.serve.app import create_app
+    from tasks.serve.auth import Authenticator
+    from tasks.serve.service import SearchService
+
+    full = Settings(**{**served.settings.model_dump(), **settings})
+    service = SearchService(full, served.service.embedder)
+    serve_settings = full.serve_settings()
+    app = create_app(service, Authenticator(serve_settings), serve_settings)
+    try:
+        with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+            yield http, service
+    finally:
+        service.close()

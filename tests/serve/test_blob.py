@@ -62,5 +62,13 @@ def test_blob_audio_ranges_and_blob_url_queries(blob_env) -> None:
             )
             body = whole.text + az.text
             assert settings.blob_connection_string.get_secret_value() not in body
+
+            # a blob query is bounded as an upload is: refused from its header
+            upload(container, "long/hum.flac", samples.engine(90.0, 8_000), 8_000)
+            long = http.get(
+                "/api/search", params={"url": f"az://{container.container_name}/long/hum.flac"}
+            )
+            assert long.status_code == 413, long.text
+            assert "AUDIO_EMBEDDINGS_SERVE_MAX_QUERY_SECONDS" in long.json()["detail"]
     finally:
         service.close()
