@@ -216,10 +216,10 @@ def _pcm_wav_layout(data: bytes) -> tuple[int, int, int, int, int] | None:
             int.from_bytes(data[position + 4 : position + 8], "little"),
         )
         body = position + 8
-        if chunk == b"fmt " and size >= 16:
+        if chunk == b"fmt " and size >= 16 and body + 16 <= len(data):
             tag, channels, rate = struct.unpack_from("<HHI", data, body)
             block_align, bits = struct.unpack_from("<HH", data, body + 12)
-            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40:
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40 and body + 26 <= len(data):
                 tag = struct.unpack_from("<H", data, body + 24)[0]  # the sub-format GUID's start
             fmt = (tag, channels, rate, block_align, bits)
         elif chunk == b"data":

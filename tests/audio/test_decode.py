@@ -313,3 +313,32 @@ def test_reading_stops_at_the_duration_limit_whatever_the_header_said() -> None:
     with pytest.raises(TooLongError) as raised:
         list(decode_blocks("long.flac", sound, short, block_seconds=0.5))
     assert raised.value.limit_seconds == 2.0 and raised.value.duration_seconds <= 2.5
+
+
+def test_a_too_long_error_survives_pickling_with_its_figures() -> None:
+    import pickle
+
+    error = TooLongError("day.ogg", 86_400.0, 60.0, "AUDIO_EMBEDDINGS_SERVE_MAX_QUERY_SECONDS")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.duration_seconds, copy.limit_seconds, copy.setting, str(copy)) == (
+        86_400.0,
+        60.0,
+        "AUDIO_EMBEDDINGS_SERVE_MAX_QUERY_SECONDS",
+        str(error),
+    )
+    assert copy.kind == AudioErrorKind.TOO_LONG
+
+
+def test_every_hostile_file_decodes_or_raises_an_audio_error() -> None:
+    """Nothing a file holds makes the decoders raise anything but ``AudioError`` (a pipeline
+    run quarantines it; the service answers 4xx)."""
+    from tests.hostile_audio import corpus, mutations
+
+    limits = AudioLimits(max_duration_seconds=60)
+    files = [(item.name, item.data) for item in corpus(long_seconds=90.0)]
+    for name, data in files + list(mutations(1_000, seed=7)):
+        for decoder in (decode, lambda n, d, lim: decode_bounded(n, d, lim, lambda: None)):
+            try:
+                decoder(name, data, limits)
+            except AudioError as error:
+                assert error.name == name
