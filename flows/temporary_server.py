@@ -6,11 +6,18 @@ stops it at exit; a command killed outright (SIGKILL, an evicted pod, a closed t
 leave that child running, still holding its port and ~230 MB an hour later. Here the child is
 started with ``PR_SET_PDEATHSIG``: the kernel sends it SIGTERM the moment the command dies,
 however it dies. (Linux only; elsewhere Prefect's own stop-at-exit applies.)
+
+The temporary server is kept quiet and safe to start from several commands at once: its
+analytics are off (on an offline machine its telemetry service logged an ERROR on every run,
+and its database insert could fail with "database is locked" and a traceback when two servers
+shared the database), and starting it (migrations, first writes) holds a file lock in
+``PREFECT_HOME``, so two commands never start theirs on the same database at the same time.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -18,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
@@ -58,9 +66,21 @@ def _uvicorn_bound_to_this_process(port: int) -> subprocess.Popen:
             "PREFECT__SERVER_EPHEMERAL": "1",
             "PREFECT__SERVER_FINAL": "1",
             **get_current_settings().to_environment_variables(exclude_unset=True),
+            # set last: a temporary server sends no analytics, whatever the environment says
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         },
         preexec_fn=_die_with_parent,
     )
+
+
+@contextmanager
+def _starting_alone() -> Iterator[None]:
+    """Hold the lock that serialises temporary-server starts on this ``PREFECT_HOME``."""
+    home = Path(get_current_settings().home)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "audio-embeddings-server-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _free_port() -> int:
@@ -88,6 +108,7 @@ def prefect_api() -> Iterator[None]:
     # start() also registers the stop at exit, as for Prefect's own temporary server: exit
     # handlers run last-registered first, so the log and event workers (started later, during
     # the run) drain into a live server before it stops.
-    server.start()
+    with _starting_alone():
+        server.start()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield

@@ -12,8 +12,14 @@ so a refresh that dies part-way is simply applied again (upserts and deletes are
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+
+# LanceDB's Rust logger warns "No existing dataset at ..., it will be created" whenever a table
+# is made: expected here, alarming in a user's terminal; its errors still show. It reads the
+# variable once, when lancedb is imported (this module is its only importer).
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 import lancedb
 import numpy as np

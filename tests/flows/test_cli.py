@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.flows.cli_runner import QuietCliRunner
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-runner = CliRunner()
+runner = QuietCliRunner()
 
 
 @pytest.fixture(autouse=True)

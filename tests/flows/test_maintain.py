@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.ingest import ingest
@@ -17,6 +16,7 @@ from flows.refresh_index import refresh_index
 from tasks.audio import samples
 from tasks.index.lancedb_index import LanceDBIndex
 from tasks.storage.snapshots import SnapshotTable
+from tests.flows.cli_runner import QuietCliRunner
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -50,6 +50,6 @@ def test_upkeep_after_several_ingests_keeps_everything_readable(
 
 def test_the_maintain_command(catalogue: Path, stores: dict[str, str]) -> None:
     ingest(source=str(catalogue), refresh_index=False)
-    result = CliRunner().invoke(app, ["maintain", "--dry-run"])
+    result = QuietCliRunner().invoke(app, ["maintain", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "would delete 0" in result.output and stores["snapshot"] in result.output
