@@ -101,6 +101,8 @@ var secrets = concat(
 var baseEnvironment = [
   { name: 'AUDIO_EMBEDDINGS_SERVE_HOST', value: '0.0.0.0' }
   { name: 'AUDIO_EMBEDDINGS_SERVE_PORT', value: '8000' }
+  // one JSON access line per request; in Log Analytics: ContainerAppConsoleLogs | extend r = parse_json(Log)
+  { name: 'AUDIO_EMBEDDINGS_SERVE_ACCESS_LOG', value: 'json' }
   { name: 'AUDIO_EMBEDDINGS_SERVE_ENTRA_TENANT_ID', value: entraTenantId }
   { name: 'AUDIO_EMBEDDINGS_SERVE_ENTRA_AUDIENCE', value: entraAudience }
   { name: 'AZURE_CLIENT_ID', value: pipelineIdentityClientId }

@@ -30,3 +30,17 @@ def test_throughput_clip_lengths_smoke(checkpoint: Path, tmp_path: Path) -> None
     assert set(found["clips_per_s"]) == {"1", "3"} and all(
         v > 0 for v in found["clips_per_s"].values()
     )
+
+
+def test_serve_load_benchmark_smoke(checkpoint: Path, tmp_path: Path) -> None:
+    from benchmarks import serve_load
+
+    found = serve_load.main(
+        ["--smoke", "--checkpoint", str(checkpoint), "--workdir", str(tmp_path)]
+    )
+    summary = found["summary"]
+    assert summary["alive_at_end"] and summary["server_errors"] == 0
+    (run,) = found["runs"]
+    assert run["baseline"]["normal_queries"] > 0 and run["hostile"]["normal_queries"] > 0
+    hostile = run["hostile"]["statuses"]["hostile"]
+    assert sum(count for status, count in hostile.items() if 400 <= status < 500) > 0
