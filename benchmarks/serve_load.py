@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.smoke:
         args.seconds, args.repeats, args.mutants, long_seconds = 4.0, 1, 20, 600.0
         args.hostile_clients, args.slow_clients = 2, 1
-        service_environment["AUDIO_EMBEDDINGS_SERVE_REQUEST_TIMEOUT_SECONDS"] = "2"
+        # short enough that a stalled upload is answered within the smoke run, long enough that
+        # no query waits past it on a slow CI machine
+        service_environment["AUDIO_EMBEDDINGS_SERVE_REQUEST_TIMEOUT_SECONDS"] = "8"
     workdir = scratch_folder("serve-load-", args.workdir)
     environment = prepare(workdir, args.checkpoint, dict(os.environ))
     hostile = [(h.name, h.data) for h in corpus(long_seconds) if h.must_refuse]
