@@ -114,6 +114,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        console.print(f"audio-embeddings {version('audio-embeddings')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """PANNs audio embeddings: ingest a catalogue, search by audio, keep an index fresh."""
+
+
 Checkpoint = Annotated[
     Path | None,
     typer.Option(

@@ -1,5 +1,5 @@
 """Every Bicep file in infra/ parses (pycep-parser: no Bicep compiler installs from the package
-registries), and holds the resources and outputs the README tells people to use."""
+registries), and holds the resources and outputs the documentation tells people to use."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from pycep import BicepParser
 from tasks.settings import Settings
 
 INFRA = Path(__file__).parents[2] / "infra"
-README = (Path(__file__).parents[2] / "README.md").read_text()
+#: What users read: the README and the documentation site.
+README = "\n".join(
+    path.read_text()
+    for path in [
+        Path(__file__).parents[2] / "README.md",
+        *(Path(__file__).parents[2] / "docs").rglob("*.md"),
+    ]
+)
 
 #: file -> (resource types it must declare, outputs the README names)
 EXPECTED = {

@@ -2,7 +2,7 @@
 on loopback. Upload a query, see ranked results, play one; open the anomaly view and check its
 player starts at the worst window.
 
-Set PAGE_SCREENSHOTS_DIR to keep screenshots of both views (the README's come from here).
+Set PAGE_SCREENSHOTS_DIR to keep screenshots of both views (the documentation's come from here).
 """
 
 from __future__ import annotations
