@@ -62,11 +62,14 @@ def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", default="100,10000")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="20 and 40 files; no results file")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.files = "20,40"
     from tasks.model.cnn14 import write_random_checkpoint
 
     workdir = str(scratch_folder("memory-bench-"))
@@ -80,10 +83,12 @@ def main() -> None:
         "runs": runs,
         "ratio_largest_to_smallest": runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"],
     }
-    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-memory.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    if not args.smoke or args.out:
+        out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-memory.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

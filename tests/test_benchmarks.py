@@ -44,3 +44,25 @@ def test_serve_load_benchmark_smoke(checkpoint: Path, tmp_path: Path) -> None:
     assert run["baseline"]["normal_queries"] > 0 and run["hostile"]["normal_queries"] > 0
     hostile = run["hostile"]["statuses"]["hostile"]
     assert sum(count for status, count in hostile.items() if 400 <= status < 500) > 0
+
+
+def test_search_latency_smoke() -> None:
+    from benchmarks import search_latency
+
+    found = search_latency.main(["--smoke"])["sizes"][1000]
+    assert found["flat"]["recall_at_10"] == 1.0 and found["product"]["recall_at_10"] > 0.5
+
+
+def test_memory_benchmark_smoke() -> None:
+    from benchmarks import memory
+
+    found = memory.main(["--smoke"])
+    assert [run["embedded"] for run in found["runs"]] == [20, 40]
+
+
+def test_long_file_benchmark_smoke(checkpoint: Path) -> None:
+    from benchmarks import long_file
+
+    found = long_file.main(["--smoke", "--checkpoint", str(checkpoint)])
+    assert found["segments"]["streamed"] == found["segments"]["whole"] > 0
+    assert found["segment_cosine_min"] > 0.99
