@@ -150,22 +150,29 @@ def cost(args: argparse.Namespace, workdir: Path) -> dict:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-label", type=int, default=40)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--checkpoint", default=None, help="Cnn14 checkpoint (default: random)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="6 clips a label, 2,000 rows; no file")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.per_label, args.rows = 6, 2_000
     workdir = scratch_folder("audio-embeddings-classify-", args.workdir)
     results = {
         "machine": {"host": socket.gethostname(), "platform": platform.platform()},
         "quality": quality(args, workdir),
         "cost": cost(args, workdir),
     }
-    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-classify.json")
-    out.write_text(json.dumps(results, indent=2))
+    if not args.smoke or args.out:
+        out = Path(
+            args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-classify.json"
+        )
+        out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def _stand_in_embed_shard(items, source, embedder, run_id, top_label_count=5, wo
             "sample_rate": [44_100] * n,
             "channels": [2] * n,
             "num_windows": [1] * n,
+            "num_segments": [10] * n,
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 2048).cast(
                 pa.list_(pa.float32())
             ),
@@ -145,11 +146,10 @@ def phase_memory(files: int, workdir: str, refresh: bool) -> dict:
     _settings(workdir, f"size-{files}")
     source = SyntheticSource(files)
     _install_stand_ins({source.uri: source}, workdir)
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.ingest import ingest
+    from flows.temporary_server import prefect_api
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api():  # the configured Prefect API, else a temporary server
         start = time.perf_counter()
         summary = ingest(source=source.uri, refresh_index=refresh)
         elapsed = time.perf_counter() - start
@@ -168,10 +168,9 @@ def phase_large_table(files: int, workdir: str) -> dict:
     """On the ``files``-row table: no-change plan time, and the bytes one changed file writes,
     before and after upkeep."""
     _settings(workdir, f"size-{files}")
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.ingest import ingest
     from flows.maintain import maintain
+    from flows.temporary_server import prefect_api
     from tasks.ingest.plan import plan_source
     from tasks.resources import quarantine_table, snapshot_table
     from tasks.settings import Settings
@@ -185,9 +184,10 @@ def phase_large_table(files: int, workdir: str) -> dict:
 
     results: dict = {"files": files, "no_change_plan_seconds": no_change_plan}
     table = Path(snapshot.uri)
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api():  # the configured Prefect API, else a temporary server
         # each stage changes one more file (the first keeps its new etag in the second)
-        for stage, changed in (("before_upkeep", {12_345}), ("after_upkeep", {12_345, 54_321})):
+        first, second = 12_345 % files, 54_321 % files
+        for stage, changed in (("before_upkeep", {first}), ("after_upkeep", {first, second})):
             if stage == "after_upkeep":
                 started = time.perf_counter()
                 maintain(retention_hours=168)
@@ -216,10 +216,9 @@ def phase_upkeep(workdir: str, rows: int = 10_000, commits: int = 500) -> dict:
     _settings(workdir, "upkeep")
     fresh_source = SyntheticSource(rows)
     _install_stand_ins({fresh_source.uri: fresh_source}, workdir)
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.ingest import ingest
     from flows.maintain import maintain
+    from flows.temporary_server import prefect_api
     from tasks.ingest.plan import plan_source
     from tasks.resources import quarantine_table, snapshot_table
     from tasks.settings import Settings
@@ -237,7 +236,7 @@ def phase_upkeep(workdir: str, rows: int = 10_000, commits: int = 500) -> dict:
             assert plan.to_embed == 0
         return sorted(times)[len(times) // 2]
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api():  # the configured Prefect API, else a temporary server
         ingest(source=fresh_source.uri, refresh_index=False)
         fresh = plan_seconds(fresh_source)
         items = list(grown_source.list_items())[rows:]
@@ -277,7 +276,7 @@ def _in_child(function, *args):
         pool.join()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--no-refresh", action="store_true", help="Skip the index refresh")
@@ -287,16 +286,20 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="200 and 400 files; no file")
+    args = parser.parse_args(argv)
+    upkeep_size = (10_000, 500)  # rows of the fresh table, one-file commits after it
+    if args.smoke:
+        args.sizes, upkeep_size = "200,400", (500, 20)
     workdir = str(scratch_folder("data-path-bench-", args.workdir))
     sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-data-path.json")
     if args.only_upkeep:
         results = json.loads(out.read_text()) if out.exists() else {}
-        results["upkeep"] = _in_child(phase_upkeep, workdir)
+        results["upkeep"] = _in_child(phase_upkeep, workdir, *upkeep_size)
         out.write_text(json.dumps(results, indent=2))
         print(json.dumps(results["upkeep"], indent=2))
-        return
+        return results
     results: dict = {"machine": {"host": socket.gethostname(), "cpus": os.cpu_count()}}
     runs = []
     for files in sizes:
@@ -309,11 +312,13 @@ def main() -> None:
     results["large_table"] = _in_child(phase_large_table, sizes[-1], workdir)
     print(json.dumps(results["large_table"]), flush=True)
     if not args.skip_upkeep:
-        results["upkeep"] = _in_child(phase_upkeep, workdir)
+        results["upkeep"] = _in_child(phase_upkeep, workdir, *upkeep_size)
         print(json.dumps(results["upkeep"]), flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    if not args.smoke or args.out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

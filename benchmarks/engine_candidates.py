@@ -51,20 +51,24 @@ def min_cosine(frames: np.ndarray, reference: np.ndarray) -> float:
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=".audio-embeddings/demo/random-cnn14.pth")
     parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="Half a second a rate; no file")
+    args = parser.parse_args(argv)
+    clip = 10.0  # seconds of audio a window holds
+    if args.smoke:
+        args.seconds, clip = 0.5, 2.0
     checkpoint = Path(args.checkpoint)
     sha256 = file_sha256(checkpoint)
     export = exported_trunk(load_cnn14(checkpoint, sha256), checkpoint, sha256)
     rate = 32_000
-    machines = [samples.engine(10.0, rate, rpm=1200 + 300 * i, seed=i) for i in range(8)]
-    others = [samples.tone(10.0, rate, 440.0), samples.noise(10.0, rate, 1)]
-    others += [samples.chirp(10.0, rate), samples.clicks(10.0, rate, 6.0, 2)]
-    others += [samples.tone(10.0, rate, 97.0), samples.noise(10.0, rate, 2, 0.05)]
-    others += [samples.chirp(10.0, rate, 50.0, 2000.0), samples.clicks(10.0, rate, 2.0, 3)]
+    machines = [samples.engine(clip, rate, rpm=1200 + 300 * i, seed=i) for i in range(8)]
+    others = [samples.tone(clip, rate, 440.0), samples.noise(clip, rate, 1)]
+    others += [samples.chirp(clip, rate), samples.clicks(clip, rate, 6.0, 2)]
+    others += [samples.tone(clip, rate, 97.0), samples.noise(clip, rate, 2, 0.05)]
+    others += [samples.chirp(clip, rate, 50.0, 2000.0), samples.clicks(clip, rate, 2.0, 3)]
     windows = np.stack(machines).astype(np.float32)  # timed
     checked = np.stack(machines + others).astype(np.float32)  # cosine: the worst of 16
     fp32 = OnnxTrunk(export, THREADS)
@@ -90,8 +94,8 @@ def main() -> None:
 
     class Calibration(CalibrationDataReader):
         def __init__(self) -> None:
-            clips = [samples.engine(10.0, rate, rpm=900 + 250 * i, seed=20 + i) for i in range(6)]
-            clips += [samples.noise(10.0, rate, 30, 0.1), samples.chirp(10.0, rate, 80.0, 6000.0)]
+            clips = [samples.engine(clip, rate, rpm=900 + 250 * i, seed=20 + i) for i in range(6)]
+            clips += [samples.noise(clip, rate, 30, 0.1), samples.chirp(clip, rate, 80.0, 6000.0)]
             batch = np.stack(clips).astype(np.float32)
             self.batches = iter([{"windows": batch[i : i + 2]} for i in range(0, 8, 2)])
 
@@ -136,8 +140,10 @@ def main() -> None:
             }
     for label, result in results.items():
         print(label, json.dumps(result), flush=True)
-    out = ROOT / "benchmarks/results" / f"{socket.gethostname()}-engine-candidates.json"
-    out.write_text(json.dumps(results, indent=2))
+    if not args.smoke:
+        out = ROOT / "benchmarks/results" / f"{socket.gethostname()}-engine-candidates.json"
+        out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

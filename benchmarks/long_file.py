@@ -71,14 +71,13 @@ def child(mode: str, audio: str, data_dir: str, out: str) -> None:
         ((_, embedded),) = list(embed_items([(i, source) for i in source.list_items()], embedder))
         np.save(out + ".npy", embedded.result.segments.embeddings)
     else:
-        from prefect.testing.utilities import prefect_test_harness
-
         from flows.ingest import ingest
+        from flows.temporary_server import prefect_api
         from tasks.resources import segments_table
         from tasks.settings import Settings
         from tasks.storage.segments import segment_vectors
 
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_api():  # the configured Prefect API, else a temporary server
             ingest(source=audio, refresh_index=False)
         if mode == "streamed":
             rows = segments_table(Settings()).read()

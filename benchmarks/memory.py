@@ -40,9 +40,8 @@ def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
     # the test server's database folder (mkdtemp, removed by an exit handler that a pool's
     # worker never runs) goes inside the scratch folder, which the parent removes
     tempfile.tempdir = workdir
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.ingest import ingest
+    from flows.temporary_server import prefect_api
     from tasks.audio import samples
 
     root = Path(workdir) / f"audio-{files}"
@@ -50,7 +49,7 @@ def run_ingest(files: int, workdir: str, checkpoint: str) -> dict:
         path = root / f"{i // 1000:03d}/c{i:05d}.wav"
         if not path.exists():
             samples.write(path, samples.engine(1.0, 44_100, 900 + i % 1000, i), 44_100, 2)
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api():  # the configured Prefect API, else a temporary server
         start = time.perf_counter()
         summary = ingest(source=str(root))
         elapsed = time.perf_counter() - start

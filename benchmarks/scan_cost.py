@@ -47,10 +47,9 @@ def main() -> None:
     checkpoint = Path(args.checkpoint or write_random_checkpoint(work / "random-cnn14.pth"))
     os.environ["AUDIO_EMBEDDINGS_CHECKPOINT_PATH"] = str(checkpoint)
 
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.anomaly_scan import anomaly_scan
     from flows.ingest import ingest
+    from flows.temporary_server import prefect_api
     from tasks.model.constants import MODEL_SAMPLE_RATE
     from tasks.model.embedder import PannsEmbedder
 
@@ -88,7 +87,7 @@ def main() -> None:
     if "scoring" in anomaly_scan.parameters.properties:
         params["scoring"] = "knn"
     scans = []
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_api():  # the configured Prefect API, else a temporary server
         for number, first in enumerate((0, args.new)):
             arrive(first)
             before = dict(model)

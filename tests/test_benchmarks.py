@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks import anomaly_eval, file_vector
+
+
+@pytest.fixture
+def shared_prefect_api(prefect_server: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's Prefect test server, in the environment: benchmarks whose runs happen in
+    child processes use it instead of starting a server each."""
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
 
 
 def test_file_vector_benchmark_smoke(checkpoint: Path) -> None:
@@ -53,6 +64,7 @@ def test_search_latency_smoke() -> None:
     assert found["flat"]["recall_at_10"] == 1.0 and found["product"]["recall_at_10"] > 0.5
 
 
+@pytest.mark.usefixtures("shared_prefect_api")
 def test_memory_benchmark_smoke() -> None:
     from benchmarks import memory
 
@@ -60,9 +72,35 @@ def test_memory_benchmark_smoke() -> None:
     assert [run["embedded"] for run in found["runs"]] == [20, 40]
 
 
+@pytest.mark.usefixtures("shared_prefect_api")
 def test_long_file_benchmark_smoke(checkpoint: Path) -> None:
     from benchmarks import long_file
 
     found = long_file.main(["--smoke", "--checkpoint", str(checkpoint)])
     assert found["segments"]["streamed"] == found["segments"]["whole"] > 0
     assert found["segment_cosine_min"] > 0.99
+
+
+def test_engine_candidates_smoke(checkpoint: Path) -> None:
+    from benchmarks import engine_candidates
+
+    found = engine_candidates.main(["--smoke", "--checkpoint", str(checkpoint)])
+    assert found["onnxruntime_fp32"]["clips_per_s"] > 0
+    assert 0.5 < found["onnxruntime_dynamic_int8"]["min_cosine"] <= 1.0 + 1e-6
+
+
+def test_classify_cost_smoke(checkpoint: Path, tmp_path: Path) -> None:
+    from benchmarks import classify_cost
+
+    found = classify_cost.main(
+        ["--smoke", "--checkpoint", str(checkpoint), "--workdir", str(tmp_path)]
+    )
+    assert found["quality"] and found["cost"]
+
+
+@pytest.mark.usefixtures("shared_prefect_api")
+def test_data_path_smoke(tmp_path: Path) -> None:
+    from benchmarks import data_path
+
+    found = data_path.main(["--smoke", "--workdir", str(tmp_path)])
+    assert [run["files"] for run in found["memory"]["runs"]] == [200, 400]
