@@ -103,12 +103,20 @@ def _recall_of(
         index.delete()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--m", default="4,10")
     parser.add_argument("--ef-search", default="100,500,1000")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="300 rows, one setting, no results file (against any endpoint, the tests' double too)",
+    )
+    args = parser.parse_args(argv)
+    queries = 100
+    if args.smoke:
+        args.rows, args.m, args.ef_search, queries = 300, "4", "100", 10
     results = []
     for m in (int(v) for v in args.m.split(",")):
         for ef in (int(v) for v in args.ef_search.split(",")):
@@ -118,10 +126,12 @@ def main() -> None:
                 search_hnsw_m=m,
                 search_hnsw_ef_search=ef,
             )
-            results.append(measure_recall(settings, args.rows))
+            results.append(measure_recall(settings, args.rows, queries))
             print(json.dumps(results[-1]), flush=True)
-    out = ROOT / "benchmarks/results/azure-search-recall.json"
-    out.write_text(json.dumps(results, indent=2))
+    if not args.smoke:
+        out = ROOT / "benchmarks/results/azure-search-recall.json"
+        out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def embedding_of(
     pass compiled by ``torch.compile`` when ``compiled``."""
 
     def embedding(batch: torch.Tensor) -> torch.Tensor:
-        return cnn14_forward(model, batch, dtype).embedding
+        embeddings, _ = cnn14_forward(model, batch, dtype)
+        return embeddings
 
     run = torch.compile(embedding) if compiled else embedding
 
@@ -150,7 +151,7 @@ def as_cuda_graph(forward: Forward, batch: torch.Tensor) -> Forward:
     return replay
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -159,7 +160,13 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default="gpu-variants.json")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, 2 windows of 1 s, half a second a variant"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.device, args.batch_size, args.window_seconds = "cpu", 2, 1.0
+        args.seconds, args.no_compile = 0.5, True
 
     device = torch.device(args.device)
     checkpoint = Path(args.checkpoint or scratch_folder("gpu-variants-") / "random-cnn14.pth")
@@ -235,6 +242,7 @@ def main() -> None:
     results["fastest"] = best
     out.write_text(json.dumps(results, indent=2))
     print(f"fastest: {best}, {results['variants'][best]['clips_per_s']:.1f} clips/s")
+    return results
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from benchmarks import throughput  # noqa: E402
 from benchmarks.workdir import scratch_folder  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=2048)
     parser.add_argument("--distinct-clips", type=int, default=256)
@@ -35,7 +35,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default="host-path.json")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="8 clips on the CPU, 2 workers")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clips, args.distinct_clips, args.batch_size, args.workers = 8, 4, 4, 2
+        args.device = "cpu"
 
     from tasks.model.cnn14 import write_random_checkpoint
     from tasks.model.embedder import choose_device
@@ -66,6 +70,7 @@ def main() -> None:
         print(f"{name}: {results[name]['clips_per_s']:.0f} clips/s", flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(results["device"]["main_thread_profile"])
+    return results
 
 
 if __name__ == "__main__":

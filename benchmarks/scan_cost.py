@@ -28,14 +28,17 @@ ROOT = Path.cwd()  # the checkout under test: run from its root
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=int, default=20, help="normal reference clips")
     parser.add_argument("--new", type=int, default=10, help="new clips per scan")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--label", default="this checkout")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="4 reference clips, 2 new; no file")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.reference, args.new = 4, 2
 
     # (not benchmarks.workdir: this runs against older checkouts, which may lack it)
     work = Path(tempfile.mkdtemp(prefix="scan-cost-"))
@@ -106,10 +109,13 @@ def main() -> None:
             )
             print(json.dumps(scans[-1]), flush=True)
     results = {"checkout": args.label, "reference_clips": args.reference, "scans": scans}
+    if args.smoke and not args.out:
+        return results
     out = Path(args.out or Path(__file__).parent / "results" / f"{socket.gethostname()}-scan.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(out.read_text()) if out.exists() else []
     out.write_text(json.dumps([*existing, results], indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def query_wav() -> bytes:
     return samples.encode(mono, 44_100, "wav", channels=2)
 
 
-def model_only(checkpoint: str) -> dict:
+def model_only(checkpoint: str, min_seconds: float = 20.0) -> dict:
     from tasks.model.embedder import PannsEmbedder
     from tasks.settings import AudioLimits
 
@@ -61,7 +61,7 @@ def model_only(checkpoint: str) -> dict:
         windows = 0.1 * np.random.default_rng(0).standard_normal((batch, 320_000), np.float32)
         embedder.trunk_frames(list(windows))  # warm-up
         runs, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 20 or runs < 3:
+        while time.perf_counter() - start < min_seconds or runs < 3:
             embedder.trunk_frames(list(windows))
             runs += 1
         rates[f"batch_{batch}_clips_per_s"] = round(runs * batch / (time.perf_counter() - start), 2)
@@ -168,7 +168,7 @@ def under_load(url: str, data: bytes, clients: int, seconds: float) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=".audio-embeddings/demo")
     parser.add_argument("--checkpoint", default=".audio-embeddings/demo/random-cnn14.pth")
@@ -177,13 +177,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="Its own small catalogue (--checkpoint still used), seconds a phase; no file",
+    )
+    args = parser.parse_args(argv)
+    model_seconds = 20.0
     environment = {
         **os.environ,
         "AUDIO_EMBEDDINGS_DATA_DIR": str(Path(args.data_dir).resolve()),
         "AUDIO_EMBEDDINGS_CHECKPOINT_PATH": str(Path(args.checkpoint).resolve()),
         "PREFECT_API_URL": "",
     }
+    if args.smoke:
+        from benchmarks.serve_load import prepare
+
+        args.sequential, args.clients, args.seconds, args.cold_runs = 3, 2, 3.0, 1
+        model_seconds = 1.0
+        environment = {
+            **prepare(scratch_folder("serve-latency-smoke-"), args.checkpoint, dict(os.environ)),
+            "PREFECT_API_URL": "",
+        }
     data = query_wav()
     query = scratch_folder("serve-latency-") / "query.wav"
     query.write_bytes(data)
@@ -194,7 +209,7 @@ def main() -> None:
             **platform.uname()._asdict(),
         },
         "query": "10 s, 44.1 kHz, stereo, 16-bit WAV",
-        "model_only": model_only(args.checkpoint),
+        "model_only": model_only(args.checkpoint, model_seconds),
     }
     print("model-only", results["model_only"], flush=True)
     results["cold_cli_seconds"] = cold_cli(query, environment, args.cold_runs)
@@ -216,9 +231,11 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-serve.json")
-    out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    if not args.smoke or args.out:
+        out = Path(args.out or ROOT / "benchmarks/results" / f"{socket.gethostname()}-serve.json")
+        out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -69,7 +69,6 @@ def prepare(workdir: Path, checkpoint: str | None, environment: dict) -> dict:
         "AUDIO_EMBEDDINGS_CHECKPOINT_PATH": str(Path(checkpoint).resolve()),
         "PREFECT_HOME": str(workdir / "prefect-home"),
     }
-    environment.pop("PREFECT_API_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "ingest", str(workdir / "catalogue")],
         env=environment,

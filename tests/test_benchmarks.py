@@ -104,3 +104,56 @@ def test_data_path_smoke(tmp_path: Path) -> None:
 
     found = data_path.main(["--smoke", "--workdir", str(tmp_path)])
     assert [run["files"] for run in found["memory"]["runs"]] == [200, 400]
+
+
+@pytest.mark.usefixtures("shared_prefect_api")
+def test_scan_cost_smoke(checkpoint: Path) -> None:
+    from benchmarks import scan_cost
+
+    found = scan_cost.main(["--smoke", "--checkpoint", str(checkpoint)])
+    first, later = found["scans"]
+    assert first["clips_scored"] == later["clips_scored"] == 2
+    assert later["model_calls"] == 0  # scans read stored segments: no forward pass
+
+
+@pytest.mark.usefixtures("shared_prefect_api")
+def test_serve_latency_smoke(checkpoint: Path) -> None:
+    from benchmarks import serve_latency
+
+    found = serve_latency.main(["--smoke", "--checkpoint", str(checkpoint)])
+    assert found["sequential"]["queries"] == 3 and found["concurrent"]["errors"] == 0
+
+
+def test_gpu_variants_smoke_on_the_cpu(tmp_path: Path, checkpoint: Path) -> None:
+    from benchmarks import gpu_variants
+
+    found = gpu_variants.main(
+        ["--smoke", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "v.json")]
+    )
+    assert found["variants"]["fp32"]["min_cosine_vs_fp32"] > 0.9999
+    assert found["fastest"] in found["variants"]
+
+
+def test_host_path_smoke_on_the_cpu(tmp_path: Path) -> None:
+    from benchmarks import host_path
+
+    found = host_path.main(
+        ["--smoke", "--workdir", str(tmp_path), "--out", str(tmp_path / "host.json")]
+    )
+    assert all(found[name]["clips_per_s"] > 0 for name in ("device", "host"))
+
+
+def test_azure_search_recall_smoke_against_the_test_double(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import azure_search_recall
+    from tests.search_emulator import SearchEmulator
+
+    emulator = SearchEmulator()
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_LIVE_SEARCH_ENDPOINT", emulator.start())
+    monkeypatch.setenv("AUDIO_EMBEDDINGS_LIVE_SEARCH_API_KEY", emulator.api_key)
+    try:
+        (found,) = azure_search_recall.main(["--smoke"])
+    finally:
+        emulator.stop()
+    assert found["rows"] == 300 and found["recall_at_10"] == 1.0  # the double searches exactly
