@@ -74,7 +74,7 @@ def search_in_process(
     settings, where = _inputs(path_prefix, labels, index_uri, checkpoint_path, classes, segments)
     if settings.engine == "auto":
         # One query in a fresh process: ONNX Runtime's faster passes do not repay its ~1 s
-        # session build (measured: a cold search took 5.2 s with it, 4.8 s with torch).
+        # session build (a cold search is slower with it; benchmarks/serve_latency.py).
         settings = settings.model_copy(update={"engine": "torch"})
     model = resolve_checkpoint(settings.model_settings())
     vector = embed_query.fn(query, settings, segments)

@@ -192,9 +192,8 @@ class ServeSettings(BaseSettings):
     serve_max_upload_bytes: int = Field(
         64 << 20, gt=0, description="Largest query audio accepted (bytes)"
     )
-    # Measured (benchmarks/serve_latency.py, 8 clients): at 5 ms the replies of one batch came
-    # back while the next ran, 4 queries per pass (0.93x the model-only batch-8 rate); at 40 ms,
-    # 8 per pass (1.04x). A lone query pays the wait (p50 0.24 -> 0.29 s for a 10 s WAV).
+    # With 8 clients, 5 ms let the replies of one batch come back while the next ran (4 queries
+    # a pass); 40 ms fills every pass (benchmarks/results/vm-serve.json). A lone query pays it.
     serve_batch_wait_ms: float = Field(
         40.0,
         ge=0,
@@ -265,8 +264,8 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
         "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
     )
     index_uri: str | None = Field(None, description="LanceDB folder of the vector index")
-    # Measured (README, "Search at scale"): exact search takes ~90 ms at 10,000 rows and grows
-    # linearly; the IVF_RQ index builds in seconds there and answers in ~5 ms.
+    # Exact search grows linearly (about 50-90 ms at 10,000 rows); from there the IVF_RQ index
+    # builds in seconds and answers in a few ms (benchmarks/results/vm-search.json).
     lancedb_ann_min_rows: int = Field(
         10_000,
         ge=0,
@@ -293,11 +292,11 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
         description="Table upkeep deletes unreferenced files older than this (h); files the index "
         "and anomaly scans still diff from are kept whatever their age",
     )
-    # Measured here: a commit takes about 1 s whatever its size (0.9 s for 100 rows, 1.5 s for
-    # 10,000, on a 50,000-row table) and overlaps with the shards still embedding, but delta-rs'
-    # MERGE needs about 100 KB of memory per committed row (a 10,000-row commit: +1 GB). 2,000
-    # files keep a commit near 200 MB; a shard is never split, so a 4,096-file GPU shard commits
-    # 4,096 (+400 MB). 60 s bound the work a killed CPU run loses (on a GPU, the files do).
+    # A commit takes about a second whatever its size and overlaps with the shards still
+    # embedding, but delta-rs' MERGE needs about 100 KB of memory per committed row
+    # (benchmarks/results/vm-data-path.json). 2,000 files keep a commit near 200 MB; a shard is
+    # never split, so a 4,096-file GPU shard commits 4,096 (+400 MB). 60 s bound the work a
+    # killed CPU run loses (on a GPU, the file count does).
     commit_every_files: int = Field(
         2_000, gt=0, description="Commit a snapshot version after this many embedded files"
     )

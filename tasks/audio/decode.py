@@ -353,7 +353,8 @@ def decode_bounded(
 
 #: Frames converted to float32 at a time by ``downmix``: a cache-sized block (512 KB of stereo),
 #: where converting the whole file at once needs a 3.5 MB temporary that a process without the
-#: allocator setting (tasks.model.allocator) maps and faults in on every file (2.7 ms here).
+#: allocator setting (tasks.model.allocator) maps and faults in on every file (several times
+#: the conversion itself; benchmarks/results/vm-decode.json).
 DOWNMIX_FRAMES = 65_536
 
 
@@ -361,10 +362,9 @@ def downmix(samples: np.ndarray) -> np.ndarray:
     """[frames, channels] float32 in [-1, 1], or int16 PCM -> float32 mono, the channel mean.
 
     int16 is scaled by 1/32768, as libsndfile does, so both reads of a 16-bit file give the same
-    samples. Block by block, each block converted contiguously and its channels summed in order:
-    ``samples.mean(axis=1)`` on interleaved frames took 6.8 ms for a 10 s stereo 44.1 kHz clip
-    here, converting each strided int16 column 0.31 ms, this 0.19 ms (the same sums in the same
-    order: the same samples, tested).
+    samples. Block by block, each block converted contiguously and its channels summed in order,
+    which is much faster than ``samples.mean(axis=1)`` over interleaved frames or converting
+    each strided column, with the same sums in the same order: the same samples (tested).
     """
     channels = samples.shape[1]
     scale = 1 / channels / (32768 if samples.dtype == np.int16 else 1)
@@ -422,8 +422,7 @@ AUDIBLE_FIRST_BLOCK = 4_096
 def _check_audible(name: str, mono: np.ndarray, limits: AudioLimits) -> None:
     """``_check_silence`` of a whole file, stopping at the first block with a sample above the
     threshold (the first block of nearly every file): the peak of a whole file costs two passes
-    over it (0.1 ms of the 0.4 ms that reading and decoding a 10 s stereo WAV takes here), and
-    only a silent file's error message needs it."""
+    over it, a quarter of decoding a WAV, and only a silent file's error message needs it."""
     threshold = 10 ** (limits.silence_peak_dbfs / 20)
     start, size = 0, AUDIBLE_FIRST_BLOCK
     while start < mono.shape[0]:

@@ -63,7 +63,8 @@ def _install_offline_panns_config() -> None:
 def build_cnn14(random_init: bool = True) -> torch.nn.Module:
     """A Cnn14 in eval mode, with panns-inference's default (random) initialisation, or with
     ``random_init`` False, uninitialised weights for a checkpoint to fill (drawing 80 M random
-    numbers took 0.45 s of a cold search here); the log-mel front end is computed either way."""
+    numbers is a noticeable part of a cold search); the log-mel front end is computed either
+    way."""
     _install_offline_panns_config()
     with _without_pyplot():
         from panns_inference.models import Cnn14
@@ -84,9 +85,9 @@ def build_cnn14(random_init: bool = True) -> torch.nn.Module:
 
 @contextmanager
 def _without_pyplot() -> Iterator[None]:
-    """panns_inference imports matplotlib.pyplot (0.36 s of a cold search here) and Cnn14 never
-    uses it: while panns_inference is first imported, an empty stand-in answers; afterwards it is
-    removed, so any other import of matplotlib gets the real one."""
+    """panns_inference imports matplotlib.pyplot (a third of a second of a cold search) and
+    Cnn14 never uses it: while panns_inference is first imported, an empty stand-in answers;
+    afterwards it is removed, so any other import of matplotlib gets the real one."""
     if "matplotlib" in sys.modules or "panns_inference.models" in sys.modules:
         yield
         return
@@ -124,7 +125,7 @@ def _without_random_init() -> Iterator[None]:
 def _front_end_without_librosa() -> Iterator[None]:
     """While Cnn14 is built, torchlibrosa gets its Hann window, mel filterbank and DFT matrix from
     ``hann_window``, ``slaney_mel_filterbank`` and ``dft_matrix``: importing librosa.filters (and
-    scipy.signal under it) took 2.1 of a cold search's 6.7 s here. Equal to what torchlibrosa
+    scipy.signal under it) would be about a third of a cold search. Equal to what torchlibrosa
     computes (tested)."""
     import torchlibrosa.stft
 
