@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.settings import BlobSettings, Settings
+from tasks.storage.delta import table_storage_options
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.segments import SegmentsTable
 from tasks.storage.snapshots import SnapshotTable
@@ -30,19 +31,6 @@ if TYPE_CHECKING:
     from tasks.classify.store import ClassifierStore, PredictionsTable
     from tasks.index.interface import VectorIndex
     from tasks.search.catalogue import Catalogue
-
-_AZURE_TABLE_SCHEMES = ("az://", "abfs://", "abfss://")
-
-
-def table_storage_options(
-    table_uri: str, settings: BlobSettings | None = None
-) -> dict[str, str] | None:
-    """deltalake storage options for a table on Azure (``az://``, ``abfs[s]://``), else None."""
-    if not table_uri.startswith(_AZURE_TABLE_SCHEMES):
-        return None
-    from tasks.storage.azure import delta_storage_options
-
-    return delta_storage_options(settings or BlobSettings())
 
 
 def open_source(uri: str, settings: BlobSettings) -> AudioSource:

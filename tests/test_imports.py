@@ -52,3 +52,21 @@ def test_the_model_modules_do_load_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1]
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_the_storage_layer_imports_nothing_above_it() -> None:
+    """tasks.storage is a foundation: it may not reach up to the modules that assemble the
+    pipeline (tasks.resources, the steps, the flows), not even inside a function."""
+    import ast
+
+    above = ("tasks.resources", "tasks.steps", "flows")
+    found = []
+    for path in sorted((Path(__file__).parents[1] / "tasks/storage").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            found += [f"{path.name}: {n}" for n in names if n.startswith(above)]
+    assert not found

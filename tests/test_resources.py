@@ -9,9 +9,10 @@ import pytest
 from tasks.errors import UserError
 from tasks.index.azure_search import AzureSearchIndex, SearchConfigurationError
 from tasks.index.lancedb_index import LanceDBIndex
-from tasks.resources import locate, open_index, open_source, table_storage_options
+from tasks.resources import locate, open_index, open_source
 from tasks.settings import BlobSettings, Settings
 from tasks.storage.azure import BlobConfigurationError
+from tasks.storage.delta import table_storage_options
 from tasks.storage.sources import (
     BlobSource,
     InvalidSourceError,

@@ -16,9 +16,9 @@ from tasks.resources import (
     quarantine_table,
     segments_table,
     snapshot_table,
-    table_storage_options,
 )
 from tasks.settings import Settings
+from tasks.storage.delta import table_storage_options
 from tasks.storage.upkeep import TableUpkeep, maintain_table
 
 

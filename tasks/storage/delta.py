@@ -21,6 +21,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from tasks.errors import ServiceUnreachableError, scrub_secrets
+from tasks.settings import BlobSettings
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _SECRET_OPTIONS = frozenset({"account_key", "sas_token", "bearer_token", "client_secret"})
@@ -121,3 +122,18 @@ def _innermost_reason(error: OSError) -> str:
 def quote_literal(value: str) -> str:
     """A SQL (and OData) string literal: single quotes doubled, so a value cannot end it."""
     return "'" + value.replace("'", "''") + "'"
+
+
+#: Table URIs deltalake reaches on Azure Storage.
+AZURE_TABLE_SCHEMES = ("az://", "abfs://", "abfss://")
+
+
+def table_storage_options(
+    table_uri: str, settings: BlobSettings | None = None
+) -> dict[str, str] | None:
+    """deltalake storage options for a table on Azure (``az://``, ``abfs[s]://``), else None."""
+    if not table_uri.startswith(AZURE_TABLE_SCHEMES):
+        return None
+    from tasks.storage.azure import delta_storage_options
+
+    return delta_storage_options(settings or BlobSettings())

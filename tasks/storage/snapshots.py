@@ -92,7 +92,7 @@ def read_snapshot(
     (Delta time travel); ``columns`` reads only those (skip ``embedding`` to read fast).
     """
     if storage_options is None:
-        from tasks.resources import table_storage_options
+        from tasks.storage.delta import table_storage_options
 
         storage_options = table_storage_options(uri)
     table = open_table(uri, storage_options, version)

@@ -9,9 +9,8 @@ import pytest
 from deltalake import write_deltalake
 
 from tasks.errors import ServiceUnreachableError
-from tasks.resources import table_storage_options
 from tasks.settings import BlobSettings
-from tasks.storage.delta import open_table, read_or_empty
+from tasks.storage.delta import open_table, read_or_empty, table_storage_options
 from tests.blobs import AZURITE_KEY, unreachable_connection_string
 
 SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("score", pa.float64())])
