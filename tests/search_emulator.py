@@ -2,7 +2,8 @@
 
 No Azure AI Search emulator exists on any package registry, so the tests run the real
 azure-search-documents SDK over HTTP on loopback against this one. It follows the wire contract
-written down in shared/AZURE_CONTRACTS.md (api-version 2026-04-01 as the 12.0 SDK speaks it):
+below (api-version 2026-04-01 as the 12.0 SDK speaks it), checked against the SDK's requests
+and Microsoft's REST reference:
 
 - indexes: PUT/GET/DELETE ``/indexes('name')`` (and ``/indexes/name``), GET ``/indexes``;
   an existing field cannot change (400); deleting an index an alias maps to is refused (400);

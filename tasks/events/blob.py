@@ -4,7 +4,7 @@ Standard library only: the Azure Function bridge in infra/eventgrid_bridge ships
 module as ``blob_events.py`` (its build script copies it), so the bridge and the sensor cannot
 drift apart.
 
-Event contract (DESIGN.md): name ``azure.blob.created``; resource id
+Event contract (also in docs/how-to/azure-blob.md): name ``azure.blob.created``; resource id
 ``azure.blob.<account>.<container>/<path>``; payload with ``url``, ``etag`` (unquoted) and
 ``size`` (bytes). Ids are deterministic (uuid5 of account, container, path and etag), so a
 redelivered or re-polled blob collapses into one event on the Prefect server.

@@ -3,11 +3,12 @@ on purpose when a long job would otherwise hold it.
 
 A Cnn14 forward pass allocates and frees tensors of hundreds of MB; by default glibc serves
 each with a fresh mmap and returns it to the kernel on free, so every pass pays page faults
-and zeroing again (~25 % of a CPU forward pass here: DESIGN.md). ``keep_freed_memory`` raises
-the mmap and trim thresholds (what ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` and
-``MALLOC_TOP_PAD_`` would do in the environment) when a model is loaded, so every process that
-runs the model gets it: the CLI, Prefect and Dask workers, ``serve``. The price: a process keeps
-up to about 1 GiB of freed heap instead of returning it at once.
+and zeroing again (about a quarter of a CPU forward pass; see the performance docs).
+``keep_freed_memory`` raises the mmap and trim thresholds (what ``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_TOP_PAD_`` would do in the environment) when a model
+is loaded, so every process that runs the model gets it: the CLI, Prefect and Dask workers,
+``serve``. The price: a process keeps up to about 1 GiB of freed heap instead of returning it
+at once.
 
 Where glibc is not the allocator (macOS, musl), both functions do nothing.
 """
