@@ -73,9 +73,10 @@ def embed_shard(
     run_id: str,
     top_label_count: int = 5,
     workers: int = 2,
+    files_per_row_table: int = ROW_TABLE_FILES,
 ) -> ShardResult:
-    """Embed ``items``; each file's embedding is the mean of its window embeddings. Rows are
-    built for ``ROW_TABLE_FILES`` files at a time."""
+    """Embed ``items`` (a file's vector, its windows' and its segments'), their rows built for
+    ``files_per_row_table`` files at a time (labels ranked for the group at once)."""
     failures: list[Failure] = []
     row_tables: list[pa.Table] = []
     segment_tables: list[pa.Table] = []
@@ -91,7 +92,7 @@ def embed_shard(
             failures.append(Failure(item, str(outcome.kind), str(outcome), outcome.retryable))
             continue
         pending.append(EmbeddedFile.of(outcome))
-        if len(pending) >= ROW_TABLE_FILES:
+        if len(pending) >= files_per_row_table:
             build_rows()
     if pending:
         build_rows()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
-import weakref
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -17,7 +14,6 @@ from tasks.audio import samples
 from tasks.ingest.shard import embed_shard
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
-from tasks.model.labels import top_labels_of_rows
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable, read_snapshot
 from tasks.storage.sources import LocalSource
 
@@ -45,56 +41,6 @@ def test_commit_writes_one_version_and_reads_back_fixed_size_embeddings(
     assert row["model"] == "Cnn14" and row["checkpoint_sha256"] == embedder.checkpoint_sha256
     history = DeltaTable(table.uri).history(1)[0]
     assert history["audio_embeddings.run_id"] == "run-1"
-
-
-def test_rows_built_in_groups_are_each_files_own(
-    catalogue: Path, embedder: PannsEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows are built for groups of files at once (labels ranked for the whole group): each row
-    still holds its own file's embedding and labels, whatever the grouping."""
-    import tasks.ingest.shard
-
-    source = LocalSource(catalogue)
-    whole = _embed_all(source, embedder, "run-1")
-    monkeypatch.setattr(tasks.ingest.shard, "ROW_TABLE_FILES", 2)  # 5 files: groups 2, 2, 1
-    grouped = _embed_all(source, embedder, "run-1")
-    assert grouped.rows.drop(["ingested_at"]).equals(whole.rows.drop(["ingested_at"]))
-    assert grouped.segments.drop(["ingested_at"]).equals(whole.segments.drop(["ingested_at"]))
-    for row in grouped.rows.to_pylist():
-        alone = embedder.embed_file(row["path"], (catalogue / row["path"]).read_bytes())
-        np.testing.assert_allclose(row["embedding"], alone.embedding, rtol=1e-4, atol=1e-5)
-        assert row["labels"] == top_labels_of_rows(alone.probabilities[None], 5)[0][0]
-        assert row["key"] == next(i.key for i in source.list_items() if i.path == row["path"])
-
-
-def test_a_files_audio_is_let_go_before_its_groups_rows_are_built(
-    catalogue: Path, embedder: PannsEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows wait for a group of files, their audio must not: on a GPU a group of 256 ten-second
-    files would hold over 600 MB of samples and pieces."""
-    import tasks.ingest.shard
-    import tasks.ingest.stream
-
-    decoded: dict[str, list[weakref.ref]] = {}
-    prepare, build = tasks.ingest.stream.prepare, tasks.ingest.shard.snapshot_rows
-
-    def recording_prepare(item, *args):
-        prepared = prepare(item, *args)
-        decoded[item.path] = [
-            weakref.ref(prepared.audio.samples),
-            weakref.ref(prepared.pieces.audio),
-        ]
-        return prepared
-
-    def checking_build(files, *args):
-        gc.collect()
-        for file in files[:-1]:  # the newest one is still the shard loop's current file
-            assert all(ref() is None for ref in decoded[file.item.path]), file.item.path
-        return build(files, *args)
-
-    monkeypatch.setattr(tasks.ingest.stream, "prepare", recording_prepare)
-    monkeypatch.setattr(tasks.ingest.shard, "snapshot_rows", checking_build)
-    assert _embed_all(LocalSource(catalogue), embedder, "run-1").rows.num_rows == 5
 
 
 def test_nothing_to_change_commits_nothing(tmp_path: Path) -> None:
