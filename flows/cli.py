@@ -237,8 +237,8 @@ def ingest(
         )
     console.print(ingest_table(summary))
     for failure in summary.failures:
-        verdict = "will retry" if failure["retryable"] == "true" else "quarantined"
-        console.print(f"[yellow]{verdict}[/] {failure['message']}")
+        verdict = "will retry" if failure.retryable else "quarantined"
+        console.print(f"[yellow]{verdict}[/] {failure.message}")
 
 
 @app.command()

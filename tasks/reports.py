@@ -35,6 +35,17 @@ RANDOM_WEIGHTS_WARNING = (
 )
 
 
+@dataclass(frozen=True)
+class FailedFile:
+    """A file a run could not embed: where it is, why, and whether a later run may succeed
+    (``retryable``: the source could not deliver it) or it was quarantined."""
+
+    path: str
+    error_kind: str
+    message: str
+    retryable: bool
+
+
 @dataclass
 class IngestSummary:
     """The outcome of one ingest run, as the flow returns it."""
@@ -55,7 +66,7 @@ class IngestSummary:
     index_upserted: int
     index_deleted: int
     model: ResolvedCheckpoint
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[FailedFile] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -89,13 +100,7 @@ class IngestSummary:
             index_deleted=refresh.deleted if refresh else 0,
             model=model,
             failures=[
-                {
-                    "path": f.item.path,
-                    "error_kind": f.error_kind,
-                    "message": f.message,
-                    "retryable": str(f.retryable).lower(),
-                }
-                for f in failures
+                FailedFile(f.item.path, f.error_kind, f.message, f.retryable) for f in failures
             ],
         )
 
@@ -171,7 +176,7 @@ def publish_ingest_summary(summary: IngestSummary) -> None:
         description=_model_note(summary.model),
     )
     if summary.failures:
-        lines = [f"| {f['path']} | {f['error_kind']} | {f['message']} |" for f in summary.failures]
+        lines = [f"| {f.path} | {f.error_kind} | {f.message} |" for f in summary.failures]
         create_markdown_artifact(
             "# Quarantined inputs\n\n| file | kind | reason |\n|---|---|---|\n" + "\n".join(lines),
             key="ingest-quarantine",

@@ -100,3 +100,13 @@ def test_anomaly_evaluate_reports_auc_and_precision(tmp_path: Path, checkpoint: 
     assert by_score["knn"][:2] == ["all", "1.000"], result.output
     assert by_score["mahalanobis"][:2] == ["all", "1.000"], result.output
     assert by_score["knn"][-2:] == ["2", "2"]  # normal and anomalous clips
+
+
+def test_ingest_names_each_quarantined_file_and_goes_on(catalogue: Path, checkpoint: Path) -> None:
+    (catalogue / "broken.wav").write_bytes(b"RIFF not really")
+    result = runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    assert _cell(result.output, "embedded") == "5" and _cell(result.output, "quarantined") == "1"
+    after_the_table = result.output.rsplit("┘", 1)[1].replace("\n", "")
+    assert after_the_table.strip().startswith("quarantined")
+    assert "broken.wav: not a readable audio file" in after_the_table
