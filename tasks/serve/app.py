@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import mimetypes
 from collections.abc import Callable
-from importlib import resources
+from importlib.resources import files as package_files
 from typing import Annotated
 
 import anyio
@@ -55,7 +55,7 @@ from tasks.serve.service import NotInCatalogueError, SearchAnswer, SearchOptions
 from tasks.settings import ServeSettings
 from tasks.storage.sources import file_uri_path
 
-PAGE = resources.files("tasks.serve").joinpath("page")
+PAGE = package_files("tasks.serve").joinpath("page")
 #: Multipart framing and form fields on top of the file itself (bytes).
 _FORM_OVERHEAD = 64 * 1024
 
