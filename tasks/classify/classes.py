@@ -17,6 +17,8 @@ from tasks.storage.keyed_table import KEY_PREFIX_CHARS, PARTITION_COLUMN
 
 if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
     from tasks.classify.store import PredictionsTable
+    from tasks.index.interface import VectorIndex
+    from tasks.storage.snapshots import SnapshotTable
 
 CLASSES_TYPE = pa.list_(pa.string())
 
@@ -91,3 +93,24 @@ class PredictedClasses:
         keys = rows["key"].to_pylist()
         values = self.values(keys, rows["etag"].to_pylist())
         return pa.array([values[key] for key in keys], CLASSES_TYPE)
+
+
+def push_classes(
+    snapshot: SnapshotTable,
+    classes: PredictedClasses,
+    index: VectorIndex,
+    keys: list[str],
+    chunk: int = 4_096,
+) -> None:
+    """Give the file index the predicted labels (over every label set) of ``keys``: sorted
+    keys a chunk at a time, each chunk reading only its partitions of the snapshot and of the
+    predictions (memory stays flat however many files a run labelled)."""
+    latest = snapshot.latest()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), chunk):
+        part = ordered[start : start + chunk]
+        prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in part})
+        markers = latest.markers(prefixes, ("key", "etag"))
+        etags = dict(zip(markers["key"].to_pylist(), markers["etag"].to_pylist(), strict=True))
+        present = [key for key in part if key in etags]  # the rest left the catalogue
+        index.set_classes(classes.values(present, [etags[key] for key in present]))

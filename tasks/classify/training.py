@@ -11,8 +11,10 @@ model that is kept is the chosen candidate refitted on every labelled clip.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 from sklearn.base import ClassifierMixin, clone
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
@@ -23,6 +25,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
 from tasks.errors import UserError
+from tasks.storage.delta import keys_in, scan
+
+if TYPE_CHECKING:
+    from tasks.storage.snapshots import SnapshotTable
 
 #: Fewest examples of a class that training accepts: each of the folds needs one to test on.
 MIN_EXAMPLES_PER_CLASS = 5
@@ -192,3 +198,21 @@ def calibration(
             )
         )
     return gap / max(len(confidence), 1), table
+
+
+def labelled_embeddings(
+    snapshot: SnapshotTable, keys: list[str]
+) -> tuple[list[str], np.ndarray, int]:
+    """The snapshot embeddings of ``keys`` that are still in the catalogue (keys, [n, 2048],
+    snapshot version)."""
+    from tasks.classify.labelsets import LabelSetError
+
+    latest = snapshot.latest()
+    if latest.data is None:
+        raise LabelSetError("no snapshot yet: ingest the audio before training")
+    rows = scan(latest.data, ["key", "embedding"], keys_in(keys))
+    found = rows["key"].cast(pa.string()).to_pylist()
+    if not found:
+        raise LabelSetError("none of the label set's files is in the catalogue any more")
+    vectors = np.stack(rows["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
+    return found, vectors, latest.table.version()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.classify.classes import push_classes
 from tasks.classify.labelsets import (
     CatalogueIndex,
     ImportReport,
@@ -22,7 +21,7 @@ from tasks.classify.labelsets import (
 )
 from tasks.classify.predict import ClassifyResult, classify_catalogue, label_counts
 from tasks.classify.store import Classifier, model_fingerprint
-from tasks.classify.training import train
+from tasks.classify.training import labelled_embeddings, train
 from tasks.reports import publish_classify_report, publish_evaluation_report
 from tasks.resources import (
     classifier_store,
@@ -33,8 +32,6 @@ from tasks.resources import (
     snapshot_table,
 )
 from tasks.settings import Settings
-from tasks.storage.delta import keys_in, scan
-from tasks.storage.keyed_table import KEY_PREFIX_CHARS
 
 METADATA_SOURCE = "metadata:"
 
@@ -72,26 +69,12 @@ def import_labels(settings: Settings, name: str, source: str) -> ImportReport:
     return report
 
 
-def labelled_embeddings(settings: Settings, keys: list[str]) -> tuple[list[str], np.ndarray, int]:
-    """The snapshot embeddings of ``keys`` that are still in the catalogue (keys, [n, 2048],
-    snapshot version)."""
-    latest = snapshot_table(settings).latest()
-    if latest.data is None:
-        raise LabelSetError("no snapshot yet: ingest the audio before training")
-    rows = scan(latest.data, ["key", "embedding"], keys_in(keys))
-    found = rows["key"].cast(pa.string()).to_pylist()
-    if not found:
-        raise LabelSetError("none of the label set's files is in the catalogue any more")
-    vectors = np.stack(rows["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
-    return found, vectors, latest.table.version()
-
-
 @task(name="train-classifier", cache_policy=NO_CACHE)
 def train_classifier_task(settings: Settings, name: str, min_per_class: int) -> Classifier:
     """Train, evaluate and store a classifier for label set ``name``; publishes the evaluation."""
     logger = get_run_logger()
     labels = label_sets(settings).read(name)
-    found, embeddings, version = labelled_embeddings(settings, labels.keys)
+    found, embeddings, version = labelled_embeddings(snapshot_table(settings), labels.keys)
     label_of = dict(zip(labels.keys, labels.labels, strict=True))
     if len(found) < len(labels.keys):
         logger.warning(
@@ -154,23 +137,11 @@ def classify_task(settings: Settings, name: str, run_id: str) -> ClassifyResult:
         classifier.fingerprint,
     )
     if result.changed:
-        push_classes(settings, list(result.changed))
+        push_classes(
+            snapshot_table(settings),
+            predicted_classes(settings),
+            open_index(settings),
+            list(result.changed),
+        )
     publish_classify_report(result, label_counts(predictions), settings.classify_min_confidence)
     return result
-
-
-def push_classes(settings: Settings, keys: list[str], chunk: int = 4_096) -> None:
-    """Give the file index the predicted labels (over every label set) of ``keys``: sorted
-    keys a chunk at a time, each chunk reading only its partitions of the snapshot and of the
-    predictions (memory stays flat however many files a run labelled)."""
-    snapshot = snapshot_table(settings).latest()
-    classes = predicted_classes(settings)
-    index = open_index(settings)
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), chunk):
-        part = ordered[start : start + chunk]
-        prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in part})
-        markers = snapshot.markers(prefixes, ("key", "etag"))
-        etags = dict(zip(markers["key"].to_pylist(), markers["etag"].to_pylist(), strict=True))
-        present = [key for key in part if key in etags]  # the rest left the catalogue
-        index.set_classes(classes.values(present, [etags[key] for key in present]))

@@ -11,10 +11,10 @@ import pytest
 
 from tasks.classify.predict import classify_catalogue, label_counts
 from tasks.classify.store import Classifier, model_fingerprint
-from tasks.classify.training import train
-from tasks.resources import classifier_store, label_sets, predictions_table
+from tasks.classify.training import labelled_embeddings, train
+from tasks.resources import classifier_store, label_sets, predictions_table, snapshot_table
 from tasks.settings import Settings
-from tasks.steps.classify import import_labels, labelled_embeddings
+from tasks.steps.classify import import_labels
 from tasks.storage.snapshots import SnapshotTable
 from tests.classify.conftest import PER_LABEL
 
@@ -33,7 +33,7 @@ def _trained(settings: Settings, tmp_path, snapshot: SnapshotTable) -> Classifie
     csv.write_text("path,label\n" + "\n".join(chosen) + "\n")
     import_labels(settings, "machine", str(csv))
     label_set = label_sets(settings).read("machine")
-    keys, embeddings, version = labelled_embeddings(settings, label_set.keys)
+    keys, embeddings, version = labelled_embeddings(snapshot_table(settings), label_set.keys)
     label_of = dict(zip(label_set.keys, label_set.labels, strict=True))
     model, evaluation = train(embeddings, [label_of[k] for k in keys])
     classifier = Classifier(

@@ -115,10 +115,17 @@ def _predict_kinds(settings: Settings) -> None:
     rest: other; the chirp abstained), given to the index as the flow does."""
     import pyarrow as pa
 
+    from tasks.classify.classes import push_classes
     from tasks.classify.labelsets import LABEL_SETS_SCHEMA
     from tasks.classify.store import PREDICTIONS_SCHEMA
-    from tasks.resources import label_sets, open_catalogue, predictions_table
-    from tasks.steps.classify import push_classes
+    from tasks.resources import (
+        label_sets,
+        open_catalogue,
+        open_index,
+        predicted_classes,
+        predictions_table,
+        snapshot_table,
+    )
 
     rows = open_catalogue(settings).snapshot.read(columns=["key", "path", "etag"]).to_pylist()
     labelled = [{"label_set": "kind", "key": r["key"], "label": "x"} for r in rows]
@@ -142,7 +149,12 @@ def _predict_kinds(settings: Settings) -> None:
         )
     table = pa.Table.from_pylist(predictions, schema=PREDICTIONS_SCHEMA)
     predictions_table(settings, "kind").commit(table, [], "test")
-    push_classes(settings, [r["key"] for r in rows])
+    push_classes(
+        snapshot_table(settings),
+        predicted_classes(settings),
+        open_index(settings),
+        [r["key"] for r in rows],
+    )
 
 
 @contextmanager
