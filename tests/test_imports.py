@@ -3,6 +3,7 @@ and the storage layer import without it (a sensor worker or the bridge's neighbo
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -54,19 +55,91 @@ def test_the_model_modules_do_load_it() -> None:
     assert done.stdout.strip() == "True", done.stderr
 
 
-def test_the_storage_layer_imports_nothing_above_it() -> None:
-    """tasks.storage is a foundation: it may not reach up to the modules that assemble the
-    pipeline (tasks.resources, the steps, the flows), not even inside a function."""
-    import ast
+# The house's floors, lowest first. A module may import from its own room, from another room
+# of its floor, or from any floor below; never from above. The longest matching prefix names a
+# module's room: the model's numbers are a leaf every room that handles audio or vectors reads.
+FLOORS: list[tuple[str, ...]] = [
+    ("tasks.settings", "tasks.errors", "tasks.model.constants"),
+    ("tasks.audio", "tasks.model", "tasks.storage"),
+    (
+        "tasks.index",
+        "tasks.ingest",
+        "tasks.anomaly",
+        "tasks.classify",
+        "tasks.events",
+        "tasks.search",
+    ),
+    ("tasks.steps", "tasks.serve", "tasks.reports", "tasks.resources"),
+    ("flows",),
+]
+ROOT = Path(__file__).parents[1]
 
-    above = ("tasks.resources", "tasks.steps", "flows")
+
+def room_of(module: str) -> str | None:
+    """The room (a FLOORS entry) a dotted module name belongs to, or None outside the house."""
+    rooms = [room for floor in FLOORS for room in floor]
+    matches = [r for r in rooms if module == r or module.startswith(r + ".")]
+    return max(matches, key=len) if matches else None
+
+
+def floor_of(room: str) -> int:
+    return next(i for i, floor in enumerate(FLOORS) if room in floor)
+
+
+def imports_between_rooms() -> list[tuple[str, str, str]]:
+    """(importing file, importing room, imported room) for every project import that crosses a
+    room, at any depth of the file (an import inside a function counts)."""
     found = []
-    for path in sorted((Path(__file__).parents[1] / "tasks/storage").rglob("*.py")):
+    files = [*ROOT.glob("tasks/**/*.py"), *ROOT.glob("flows/**/*.py")]
+    for path in sorted(p for p in files if p != ROOT / "tasks/__init__.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        source = room_of(module)
+        assert source is not None, f"{module} is in no room of FLOORS: add its room"
         for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            found += [f"{path.name}: {n}" for n in names if n.startswith(above)]
-    assert not found
+            for name in names:
+                target = room_of(name)
+                if target is not None and target != source:
+                    found.append((str(path.relative_to(ROOT)), source, target))
+    return sorted(set(found))
+
+
+def test_imports_only_point_down_or_across_a_floor() -> None:
+    upward = [
+        f"{path}: {source} imports {target}"
+        for path, source, target in imports_between_rooms()
+        if floor_of(target) > floor_of(source)
+    ]
+    assert not upward
+
+
+def test_no_two_rooms_import_each_other_even_through_others() -> None:
+    edges: dict[str, set[str]] = {}
+    for _, source, target in imports_between_rooms():
+        edges.setdefault(source, set()).add(target)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            room = todo.pop()
+            if room == goal:
+                return True
+            if room not in seen:
+                seen.add(room)
+                todo.extend(edges.get(room, ()))
+        return False
+
+    circles = sorted(f"{a} -> {b} -> ... -> {a}" for a in edges for b in edges[a] if reaches(b, a))
+    assert not circles
+
+
+def test_the_import_check_sees_an_upward_import() -> None:
+    # A storage module that reached for tasks.resources would be caught: the rule can fail.
+    assert floor_of(room_of("tasks.resources")) > floor_of(room_of("tasks.storage.snapshots"))
+    assert room_of("tasks.model.constants") == "tasks.model.constants"
+    assert room_of("tasks.model.embedder") == "tasks.model"
+    assert room_of("tasks.reports") == "tasks.reports"

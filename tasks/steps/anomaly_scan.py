@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.anomaly.events import anomaly_event
 from tasks.anomaly.scan import (
     CalibratedReferences,
     ScanCursor,
@@ -20,7 +21,6 @@ from tasks.anomaly.scan import (
     silent_verdicts,
 )
 from tasks.anomaly.scoring import ClipScore, ReferenceSelector
-from tasks.events.anomaly import anomaly_event
 from tasks.events.cursors import load_cursor, save_cursor
 from tasks.events.emit import emit
 from tasks.reports import publish_scan_report, scan_report

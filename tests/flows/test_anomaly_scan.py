@@ -10,9 +10,9 @@ import pytest
 
 from flows.anomaly_scan import anomaly_scan
 from flows.ingest import ingest
+from tasks.anomaly.events import anomaly_event
 from tasks.anomaly.scoring import ClipScore
 from tasks.audio import samples
-from tasks.events.anomaly import anomaly_event
 from tasks.events.emit import emit
 from tasks.resources import anomaly_store
 from tasks.settings import Settings

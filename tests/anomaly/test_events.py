@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tasks.anomaly.events import ANOMALY_DETECTED, anomaly_event
 from tasks.anomaly.scoring import ClipScore
-from tasks.events.anomaly import ANOMALY_DETECTED, anomaly_event
 
 KNOCK = ClipScore("k1", "pump-07/new/knock.wav", "pump-07", 0.42, 0.1, True, 6.0, ["n1.wav"])
 
