@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.settings import BlobSettings, Settings
+from tasks.storage.blob_address import BlobAddress, BlobAddressError
 from tasks.storage.delta import table_storage_options
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.segments import SegmentsTable
@@ -21,7 +22,6 @@ from tasks.storage.sources import (
     InvalidSourceError,
     LocalSource,
     file_uri_path,
-    parse_blob_uri,
 )
 
 if TYPE_CHECKING:
@@ -48,10 +48,19 @@ def open_source(uri: str, settings: BlobSettings) -> AudioSource:
 
 def open_blob_source(uri: str, settings: BlobSettings) -> BlobSource:
     """The container (and prefix) ``az://container/prefix`` names, reached with ``settings``."""
+
+    try:
+        address = BlobAddress.from_source_uri(uri)
+    except BlobAddressError as error:
+        raise InvalidSourceError(str(error)) from None
+    return _blob_source(address, settings)
+
+
+def _blob_source(address: BlobAddress, settings: BlobSettings) -> BlobSource:
     from tasks.storage.azure import service_client
 
-    container, prefix = parse_blob_uri(uri)
-    return BlobSource(service_client(settings).get_container_client(container), settings, prefix)
+    client = service_client(settings).get_container_client(address.container)
+    return BlobSource(client, settings, address.path)
 
 
 def locate(item_uri: str, settings: BlobSettings) -> tuple[AudioSource, str]:
@@ -61,8 +70,11 @@ def locate(item_uri: str, settings: BlobSettings) -> tuple[AudioSource, str]:
         absolute = file_uri_path(item_uri)
         return LocalSource(absolute.parent), absolute.name
     if item_uri.startswith("az://"):
-        _, container, path = item_uri[len("az://") :].split("/", 2)
-        return open_blob_source(f"az://{container}/", settings), path
+        try:
+            address = BlobAddress.from_item_uri(item_uri)
+        except BlobAddressError as error:
+            raise InvalidSourceError(str(error)) from None
+        return _blob_source(BlobAddress(address.container), settings), address.path
     raise InvalidSourceError(f"unsupported item URI {item_uri!r}")
 
 

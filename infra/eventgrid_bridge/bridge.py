@@ -1,8 +1,9 @@
 """Event Grid -> Prefect: turn BlobCreated events into ``azure.blob.created`` Prefect events and
 POST them to a Prefect server's events API.
 
-Standard library only. ``blob_events`` is tasks/events/blob.py, copied in by package.sh, so the
-bridge and the pipeline's polling sensor produce the same events.
+Standard library only. ``tasks.events.blob`` (and the blob address parser it uses) are the
+pipeline's own modules, copied in by package.sh, so the bridge and the pipeline's polling sensor
+produce the same events.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-import blob_events
+from tasks.events import blob as blob_events
 
 
 class PrefectRejectedError(RuntimeError):

@@ -1,8 +1,8 @@
 """``azure.blob.created`` events: one shape for the Event Grid bridge and the polling sensor.
 
-Standard library only: the Azure Function bridge in infra/eventgrid_bridge ships a copy of this
-module as ``blob_events.py`` (its build script copies it), so the bridge and the sensor cannot
-drift apart.
+Standard library only, like the blob address parser it uses: the Azure Function bridge in
+infra/eventgrid_bridge ships both files at their package paths (its build script copies them),
+so the bridge and the sensor cannot drift apart.
 
 Event contract (also in docs/how-to/azure-blob.md): name ``azure.blob.created``; resource id
 ``azure.blob.<account>.<container>/<path>``; payload with ``url``, ``etag`` (unquoted) and
@@ -15,7 +15,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote, urlparse
+
+from tasks.storage.blob_address import BlobAddress
 
 BLOB_CREATED = "azure.blob.created"
 _NAMESPACE = uuid.UUID("6f1c3d1e-6c55-4f0e-9a55-2f4f1c9a8b70")
@@ -44,26 +45,6 @@ class BlobRef:
     def event_id(self) -> str:
         key = f"{self.account}/{self.container}/{self.path}@{self.etag}"
         return str(uuid.uuid5(_NAMESPACE, key))
-
-
-def parse_blob_url(url: str) -> tuple[str, str, str]:
-    """A blob URL -> (account, container, blob path).
-
-    Handles ``https://<account>.blob.core.windows.net/<container>/<path>``, emulator URLs
-    (``http://127.0.0.1:10000/<account>/<container>/<path>``) and ``az://<account>/...``.
-    """
-    parsed = urlparse(url)
-    segments = unquote(parsed.path).lstrip("/").split("/")
-    host = parsed.hostname or ""
-    if parsed.scheme == "az":
-        account, segments = host, segments
-    elif host.endswith(".blob.core.windows.net") or host.endswith(".dfs.core.windows.net"):
-        account = host.split(".", 1)[0]
-    else:  # emulator: the account is the first path segment
-        account, segments = segments[0], segments[1:]
-    if len(segments) < 2 or not segments[0] or not segments[-1]:
-        raise ValueError(f"not a blob URL (account/container/path expected): {url}")
-    return account, segments[0], "/".join(segments[1:])
 
 
 def prefect_event(blob: BlobRef, occurred: datetime, source: str) -> dict:
@@ -97,11 +78,11 @@ def from_event_grid(event: dict) -> BlobRef | None:
     url = data.get("url") or data.get("blobUrl")
     if not url:
         raise ValueError(f"BlobCreated event {event.get('id')} has no data.url")
-    account, container, path = parse_blob_url(url)
+    address = BlobAddress.from_url(url)
     return BlobRef(
-        account=account,
-        container=container,
-        path=path,
+        account=str(address.account),
+        container=address.container,
+        path=address.path,
         etag=str(data.get("eTag") or data.get("etag") or "").strip('"'),
         size=int(data.get("contentLength") or 0),
         url=url,

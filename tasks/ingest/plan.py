@@ -22,8 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.events.blob import parse_blob_url
 from tasks.model.constants import EMBEDDING_METHOD
+from tasks.storage.blob_address import BlobAddress, BlobAddressError
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
 from tasks.storage.sources import (
@@ -305,14 +305,18 @@ def plan_source(
 
 def container_of(blob_urls: Sequence[str]) -> tuple[str, str]:
     """(account, ``az://container/``) of a batch of blob URLs, which must share one container."""
-    try:
-        containers = {parse_blob_url(url)[:2] for url in blob_urls}
-    except ValueError as error:
-        raise InvalidSourceError(str(error)) from None
+    containers = {(a.account, a.container) for a in map(_blob_address, blob_urls)}
     if len(containers) != 1:
         raise InvalidSourceError(f"one container per batch expected, got {sorted(containers)}")
     ((account, container),) = containers
-    return account, f"az://{container}/"
+    return str(account), BlobAddress(container).source_uri
+
+
+def _blob_address(url: str) -> BlobAddress:
+    try:
+        return BlobAddress.from_url(url)
+    except BlobAddressError as error:
+        raise InvalidSourceError(str(error)) from None
 
 
 def plan_blobs(
@@ -335,7 +339,7 @@ def plan_blobs(
     items, skipped = [], []
     for url in dict.fromkeys(blob_urls):  # events may repeat a blob
         try:
-            items.append(source.item(parse_blob_url(url)[2]))
+            items.append(source.item(_blob_address(url).path))
         except SourceReadError as error:
             skipped.append(str(error))
     plan = plan_changes(items, snapshot, quarantine, complete_listing=False)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import numpy as np
 
@@ -51,34 +50,36 @@ def read_blob_query(url: str, settings: BlobSettings, max_bytes: int) -> QueryAu
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     from tasks.storage.azure import reaching_blob_storage, redact, service_client
-    from tasks.storage.sources import parse_blob_uri
+    from tasks.storage.blob_address import BlobAddress, BlobAddressError
 
+    shown = url.split("?", 1)[0]  # a SAS token never reaches a message
     client = service_client(settings)
-    if url.startswith("az://"):
-        container, blob = parse_blob_uri(url)
-    else:
-        account_url = client.url.rstrip("/") + "/"
-        if not url.startswith(account_url):
-            raise QueryNotFoundError(
-                f"{url}: only blobs of the configured storage account ({account_url}) can be "
-                "searched with"
-            )
-        container, _, blob = unquote(url[len(account_url) :].split("?", 1)[0]).partition("/")
-    if not blob:
-        raise QueryNotFoundError(f"{url}: names a container, not a blob")
-    blob_client = client.get_blob_client(container, blob)
+    account_url = client.url.rstrip("/") + "/"
+    if not url.startswith(("az://", account_url)):
+        raise QueryNotFoundError(
+            f"{shown}: only blobs of the configured storage account ({account_url}) can be "
+            "searched with"
+        )
+    try:
+        parse = BlobAddress.from_source_uri if url.startswith("az://") else BlobAddress.from_url
+        address = parse(url)
+    except BlobAddressError as error:
+        raise QueryNotFoundError(str(error)) from None
+    if not address.path or address.path.endswith("/"):
+        raise QueryNotFoundError(f"{shown}: names a container or folder, not a blob")
+    blob_client = client.get_blob_client(address.container, address.path)
     try:
         with reaching_blob_storage(settings):
             size = blob_client.get_blob_properties().size
             if size > max_bytes:
                 raise QueryTooLargeError(
-                    f"{url}: {size:,} bytes, over the query limit of {max_bytes:,} bytes"
+                    f"{shown}: {size:,} bytes, over the query limit of {max_bytes:,} bytes"
                 )
-            return QueryAudio(url, blob_client.download_blob().readall())
+            return QueryAudio(shown, blob_client.download_blob().readall())
     except ResourceNotFoundError:
-        raise QueryNotFoundError(f"{url}: no such blob") from None
+        raise QueryNotFoundError(f"{shown}: no such blob") from None
     except AzureError as error:
-        raise QueryNotFoundError(redact(f"{url}: cannot be read ({error})", settings)) from None
+        raise QueryNotFoundError(redact(f"{shown}: cannot be read ({error})", settings)) from None
 
 
 def resolve_query(

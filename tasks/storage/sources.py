@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 from tasks.errors import UserError
+from tasks.storage.blob_address import BlobAddress
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -155,14 +155,14 @@ class BlobSource:
         self.extensions = frozenset(e.lower().lstrip(".") for e in extensions)
         self.settings = settings
         self.account = container.account_name
-        self.uri = f"az://{container.container_name}/{prefix}"
+        self.uri = BlobAddress(container.container_name, prefix).source_uri
 
     @property
     def item_uri_prefix(self) -> str:
         return self.item_uri(self.prefix)
 
     def item_uri(self, blob_name: str) -> str:
-        return f"az://{self.account}/{self.container.container_name}/{blob_name}"
+        return BlobAddress(self.container.container_name, blob_name, self.account).item_uri
 
     def list_items(self) -> Iterator[AudioItem]:
         from azure.core.exceptions import ResourceNotFoundError
@@ -254,21 +254,3 @@ class BlobSource:
 def file_uri_path(uri: str) -> Path:
     """``file:///abs/path`` (percent-encoded, as ``Path.as_uri`` writes it) -> the path."""
     return Path(unquote(urlparse(uri).path))
-
-
-# Azure container names: 3-63 lowercase letters, digits and single hyphens, alphanumeric ends.
-_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-
-
-def parse_blob_uri(uri: str) -> tuple[str, str]:
-    """``az://container/prefix`` -> (container, prefix); a malformed URI is an
-    ``InvalidSourceError`` that says what an az:// URI looks like."""
-    if not uri.startswith("az://"):
-        raise InvalidSourceError(f"{uri!r}: expected az://<container>/<optional prefix>")
-    container, _, prefix = uri[len("az://") :].partition("/")
-    if not _CONTAINER_NAME.match(container):
-        raise InvalidSourceError(
-            f"{uri!r}: {container!r} is not a container name (3-63 lowercase letters, digits and "
-            "single hyphens); expected az://<container>/<optional prefix>"
-        )
-    return container, prefix

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.events.blob import BLOB_CREATED, from_event_grid, parse_blob_url, prefect_event
+from tasks.events.blob import BLOB_CREATED, from_event_grid, prefect_event
 
 EVENT_GRID_BLOB_CREATED = {
     "topic": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
@@ -72,23 +72,3 @@ def test_incomplete_writes_and_other_types_are_ignored(api: str | None) -> None:
         from_event_grid({**EVENT_GRID_BLOB_CREATED, "eventType": "Microsoft.Storage.BlobDeleted"})
         is None
     )
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("https://acct.blob.core.windows.net/c/a/b.wav", ("acct", "c", "a/b.wav")),
-        (
-            "http://127.0.0.1:10000/devstoreaccount1/c/x%27y.wav",
-            ("devstoreaccount1", "c", "x'y.wav"),
-        ),
-        ("az://acct/c/deep/er/z.flac", ("acct", "c", "deep/er/z.flac")),
-    ],
-)
-def test_blob_urls_parse(url: str, expected: tuple[str, str, str]) -> None:
-    assert parse_blob_url(url) == expected
-
-
-def test_a_url_without_a_blob_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a blob URL"):
-        parse_blob_url("https://acct.blob.core.windows.net/container-only")

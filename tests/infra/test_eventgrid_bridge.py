@@ -24,14 +24,30 @@ def bridge(tmp_path_factory: pytest.TempPathFactory):
         check=True,
         capture_output=True,
     )
-    assert (dist / "blob_events.py").read_text() == (ROOT / "tasks/events/blob.py").read_text()
+    for module in ("tasks/events/blob.py", "tasks/storage/blob_address.py"):
+        assert (dist / module).read_text() == (ROOT / module).read_text()
+    # The function app has no pipeline installed: the bridge imports with the standard library
+    # and what package.sh copied, nothing else.
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            "import sys; sys.path.insert(0, ''); import bridge; print(bridge.blob_events.__file__)",
+        ],
+        cwd=dist,
+        capture_output=True,
+        text=True,
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.strip() == str(dist / "tasks/events/blob.py")
     sys.path.insert(0, str(dist))
     try:
         yield importlib.import_module("bridge")
     finally:
         sys.path.remove(str(dist))
         sys.modules.pop("bridge", None)
-        sys.modules.pop("blob_events", None)
 
 
 def test_only_complete_blob_writes_become_events(bridge) -> None:

@@ -90,7 +90,7 @@ def test_a_batch_of_blobs_must_share_one_container_and_be_blob_urls() -> None:
     assert container_of([url, url]) == ("acct", "az://audio/")
     with pytest.raises(InvalidSourceError, match="one container per batch"):
         container_of([url, "https://acct.blob.core.windows.net/other/c.wav"])
-    with pytest.raises(InvalidSourceError, match="not a blob URL"):
+    with pytest.raises(InvalidSourceError, match="names no blob"):
         container_of(["https://acct.blob.core.windows.net/container-only"])
 
 
