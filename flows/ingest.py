@@ -15,9 +15,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.ingest.commit import CommitBuffer, CommitResult
 from tasks.ingest.plan import ChangePlan
+from tasks.ingest.report import IngestSummary, ProgressReporter, publish_ingest_summary
 from tasks.ingest.shard import ShardResult
 from tasks.model.checkpoint import ResolvedCheckpoint
-from tasks.reports import IngestSummary, ProgressReporter, publish_ingest_summary
 from tasks.settings import Settings
 from tasks.steps.ingest import (
     commit_snapshot,

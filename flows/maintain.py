@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.reports import publish_upkeep_report, upkeep_report
 from tasks.settings import Settings
 from tasks.steps.maintain import maintain_index, maintain_tables, versions_to_keep
-from tasks.storage.upkeep import TableUpkeep
+from tasks.storage.upkeep import TableUpkeep, publish_upkeep_report, upkeep_report
 
 
 @flow(name="maintain")

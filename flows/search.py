@@ -13,7 +13,7 @@ from tasks.classify.classes import predicted_label_filter
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
 from tasks.model.checkpoint import ResolvedCheckpoint, resolve_checkpoint
-from tasks.reports import publish_search_results
+from tasks.search.report import publish_search_results
 from tasks.settings import Settings
 from tasks.steps.model import resolve_model
 from tasks.steps.search import embed_query, search_index

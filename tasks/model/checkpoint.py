@@ -61,6 +61,16 @@ class ResolvedCheckpoint:
             "checkpoint: embeddings and labels carry no meaning beyond this test."
         )
 
+    @property
+    def note(self) -> str:
+        """One line for a run's report: which model made its results."""
+        if self.is_official:
+            return f"Model: official Cnn14 checkpoint ({self.origin})."
+        return (
+            f"Model: {self.path}: NOT the official Cnn14 checkpoint: embeddings, scores and "
+            "labels carry no meaning."
+        )
+
 
 def resolve_checkpoint(settings: ModelSettings) -> ResolvedCheckpoint:
     """Return the checkpoint to load, following the resolution order in the module docstring."""

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.anomaly.events import anomaly_event
+from tasks.anomaly.report import publish_scan_report, scan_report
 from tasks.anomaly.scan import (
     CalibratedReferences,
     ScanCursor,
@@ -23,7 +24,6 @@ from tasks.anomaly.scan import (
 from tasks.anomaly.scoring import ClipScore, ReferenceSelector
 from tasks.events.cursors import load_cursor, save_cursor
 from tasks.events.emit import emit
-from tasks.reports import publish_scan_report, scan_report
 from tasks.resources import anomaly_store, quarantine_table, segments_table, snapshot_table
 from tasks.settings import Settings
 

@@ -20,9 +20,9 @@ from tasks.classify.labelsets import (
     read_metadata_labels,
 )
 from tasks.classify.predict import ClassifyResult, classify_catalogue, label_counts
+from tasks.classify.report import publish_classify_report, publish_evaluation_report
 from tasks.classify.store import Classifier, model_fingerprint
 from tasks.classify.training import labelled_embeddings, train
-from tasks.reports import publish_classify_report, publish_evaluation_report
 from tasks.resources import (
     classifier_store,
     label_sets,

@@ -10,7 +10,8 @@ Every checkpointed ingest and event-triggered burst adds a table version and sma
   whatever their age, so upkeep never breaks a refresh;
 - a checkpoint, so that opening the table reads one Parquet file instead of every commit.
 
-``dry_run`` changes nothing and lists what vacuum would delete.
+``dry_run`` changes nothing and lists what vacuum would delete. A run's markdown report (a
+Prefect artifact) says what upkeep did to each table.
 """
 
 from __future__ import annotations
@@ -98,3 +99,46 @@ def _vacuum(table, retention_hours: int, keep: list[int], dry_run: bool) -> list
             "longer AUDIO_EMBEDDINGS_VACUUM_RETENTION_HOURS (--retention-hours), or lower the "
             "table's delta.deletedFileRetentionDuration if no one else reads it"
         ) from None
+
+
+def upkeep_report(
+    tables: Sequence[TableUpkeep], index: dict[str, int] | None, dry_run: bool
+) -> str:
+    """The markdown report of a maintain run: files per table before and after, what vacuum
+    deleted (or would delete), the checkpoint, and the index."""
+    lines = [
+        "# Table upkeep" + (" (dry run: nothing changed)" if dry_run else ""),
+        "",
+        "| table | version | files before | files after | compacted | vacuumed | checkpoint |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {t.uri} | {t.version_before} | {t.files_before} | {t.files_after} | "
+            f"{t.files_compacted} | {len(t.vacuumed)}{' (would be)' if dry_run else ''} | "
+            f"{t.checkpoint_version if t.checkpoint_version is not None else '-'} |"
+            for t in tables
+        ),
+    ]
+    if index:
+        lines += ["", "LanceDB index: " + ", ".join(f"{k} {v}" for k, v in index.items())]
+    for table in tables:
+        if table.vacuumed:
+            shown = table.vacuumed[:50]
+            lines += [
+                "",
+                f"## Files vacuum {'would delete' if dry_run else 'deleted'}: {table.uri}",
+            ]
+            lines += [f"- {name}" for name in shown]
+            if len(table.vacuumed) > len(shown):
+                lines.append(f"- ... and {len(table.vacuumed) - len(shown)} more")
+    return "\n".join(lines)
+
+
+def publish_upkeep_report(report: str, tables: int, dry_run: bool) -> None:
+    """The upkeep report as a markdown artifact (key ``table-upkeep``)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        report,
+        key="table-upkeep",
+        description=f"{'Dry run over' if dry_run else 'Upkeep of'} {tables} tables",
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tasks.anomaly.report import scan_report, score_histogram
 from tasks.anomaly.scoring import Calibration, ClipScore
-from tasks.reports import scan_report, score_histogram
 
 
 def _score(path: str, score: float, anomalous: bool) -> ClipScore:

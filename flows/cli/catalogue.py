@@ -1,0 +1,157 @@
+"""Commands on the catalogue: ingest a source, search it, refresh its index, keep its tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from prefect.settings import PREFECT_API_URL
+from rich.markup import escape
+
+from flows.cli.options import Checkpoint, IndexUri, SnapshotUri, preflight
+from flows.cli.output import console, ingest_progress_bar, ingest_table, search_table
+from flows.temporary_server import prefect_api
+from tasks.classify.classes import parse_class_filter
+from tasks.settings import Settings
+
+
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder of audio files, or az://container/prefix")],
+    snapshot: SnapshotUri = None,
+    index: IndexUri = None,
+    checkpoint: Checkpoint = None,
+    shard_size: Annotated[int | None, typer.Option(min=1, help="Files per Prefect task")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index refresh")] = False,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="Run shards on this Dask scheduler (or AUDIO_EMBEDDINGS_DASK_ADDRESS)"),
+    ] = None,
+) -> None:
+    """Embed new and changed files of SOURCE and commit a snapshot version."""
+    from flows.ingest import ingest as ingest_flow
+    from flows.ingest import on_dask
+
+    preflight(checkpoint)
+    address = dask_address or Settings().dask_address
+    if address:
+        ingest_flow = on_dask(ingest_flow, address)
+    with prefect_api(), ingest_progress_bar():
+        summary = ingest_flow(
+            source=source,
+            snapshot_uri=snapshot,
+            index_uri=index,
+            checkpoint_path=str(checkpoint) if checkpoint else None,
+            shard_size=shard_size,
+            refresh_index=not no_index,
+        )
+    console.print(ingest_table(summary))
+    for failure in summary.failures:
+        verdict = "will retry" if failure.retryable else "quarantined"
+        console.print(f"[yellow]{verdict}[/] {failure.message}")
+
+
+def search(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="Audio file to search with; or a blob (az://container/x.wav), or a file of the "
+            "catalogue by its path or key"
+        ),
+    ],
+    top: Annotated[int, typer.Option(min=1, max=1000, help="How many matches")] = 10,
+    path_prefix: Annotated[str | None, typer.Option(help="Only files under this path")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="Only files with this AudioSet label (repeatable: any of them)"),
+    ] = None,
+    index: IndexUri = None,
+    checkpoint: Checkpoint = None,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Find where: segments (file, from, to), not files")
+    ] = False,
+    per_file: Annotated[
+        int, typer.Option(min=1, help="With --segments: at most this many hits from one file")
+    ] = 1,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only files with this predicted label, LABEL_SET=LABEL (repeatable: any label "
+            "of one set, every set named)"
+        ),
+    ] = None,
+) -> None:
+    """Find the files that sound most like QUERY (with --segments: where in them).
+
+    QUERY is an audio file, a blob, or a file already in the catalogue (its stored vector is
+    used: no model runs).
+
+    With a Prefect API configured (PREFECT_API_URL) this runs the search flow, which the UI
+    shows; without one, the same steps run in this process, with no temporary server.
+    """
+    from flows.search import search as search_flow
+    from flows.search import search_in_process
+
+    preflight(checkpoint, Path(query))
+    arguments = {
+        "query": query,
+        "top": top,
+        "path_prefix": path_prefix,
+        "labels": label,
+        "index_uri": index,
+        "checkpoint_path": str(checkpoint) if checkpoint else None,
+        "segments": segments,
+        "per_file": per_file,
+        "classes": [parse_class_filter(value) for value in where or []] or None,
+    }
+    if PREFECT_API_URL.value():
+        hits = search_flow(**arguments)
+    else:
+        hits, model = search_in_process(**arguments)
+        if model.warning:
+            console.print(f"[yellow]warning:[/] {escape(model.warning)}")
+    console.print(search_table(query, hits))
+
+
+def refresh_index(
+    snapshot: SnapshotUri = None,
+    index: IndexUri = None,
+    rebuild: Annotated[bool, typer.Option(help="Build a new index, switch when complete")] = False,
+    drop_old: Annotated[bool, typer.Option(help="With --rebuild: delete the old index")] = False,
+) -> None:
+    """Apply the snapshot changes since the version the index reflects."""
+    from flows.refresh_index import refresh_index as refresh_flow
+
+    with prefect_api():
+        result = refresh_flow(
+            snapshot_uri=snapshot, index_uri=index, rebuild=rebuild, drop_old=drop_old
+        )
+    if result is None:
+        console.print("no snapshot yet: nothing to index")
+    else:
+        console.print(
+            f"index reflects snapshot version {result.to_version} "
+            f"({result.upserted} upserted, {result.deleted} deleted)"
+        )
+
+
+def maintain(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; list what vacuum would delete")
+    ] = False,
+    retention_hours: Annotated[
+        int | None,
+        typer.Option(min=0, help="Vacuum unreferenced files older than this (h; default 168)"),
+    ] = None,
+) -> None:
+    """Compact, vacuum and checkpoint the tables; compact the LanceDB index."""
+    from flows.maintain import maintain as maintain_flow
+
+    with prefect_api():
+        tables = maintain_flow(dry_run=dry_run, retention_hours=retention_hours)
+    for table in tables:
+        verb = "would delete" if dry_run else "deleted"
+        console.print(
+            f"{table.uri}: {table.files_before} -> {table.files_after} files, "
+            f"vacuum {verb} {len(table.vacuumed)}"
+        )
