@@ -1,0 +1,79 @@
+"""The service's JSON shapes (its OpenAPI schema), and how a search answer becomes one."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from tasks.index.interface import SearchHit
+from tasks.serve.service import SearchAnswer
+
+
+class Hit(BaseModel):
+    """One match: cosine similarity (1 = same direction), where it is, how to hear it."""
+
+    key: str
+    path: str
+    score: float
+    duration_seconds: float
+    labels: list[str]
+    classes: list[str] = Field(
+        default_factory=list, description="Predicted labels, LABEL_SET=LABEL (file matches)"
+    )
+    start_seconds: float | None = Field(None, description="Segment matches: where it starts (s)")
+    end_seconds: float | None = Field(None, description="Segment matches: where it ends (s)")
+    audio_url: str = Field(description="The file's audio (seek to start_seconds for a segment)")
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> Hit:
+        return cls(
+            key=hit.key,
+            path=hit.path,
+            score=hit.score,
+            duration_seconds=hit.duration_seconds,
+            labels=hit.labels,
+            classes=hit.classes,
+            start_seconds=hit.start_seconds,
+            end_seconds=hit.end_seconds,
+            audio_url=audio_url(hit.key),
+        )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[Hit]
+    embed_ms: float = Field(description="Time to get the query's vector (ms)")
+    search_ms: float = Field(description="Time the index took (ms)")
+
+    @classmethod
+    def of(cls, answer: SearchAnswer) -> SearchResponse:
+        return cls(
+            query=answer.query,
+            hits=[Hit.of(hit) for hit in answer.hits],
+            embed_ms=round(answer.embed_ms, 1),
+            search_ms=round(answer.search_ms, 1),
+        )
+
+
+class Anomaly(BaseModel):
+    """A scanned clip's newest verdict."""
+
+    key: str
+    path: str
+    group: str | None
+    verdict: str = Field(description="normal, anomaly or silent")
+    score: float | None = Field(description="The worst window's score; none for a silent clip")
+    threshold: float
+    worst_window_start_seconds: float | None
+    window_seconds: float | None = Field(description="The scan window's length (s)")
+    scanned_at: str
+    nearest_reference_paths: list[str]
+    audio_url: str
+
+
+class Login(BaseModel):
+    api_key: str
+
+
+def audio_url(key: str) -> str:
+    """Where the service plays a catalogue file's audio."""
+    return f"/api/audio/{key}"

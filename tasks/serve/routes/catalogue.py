@@ -1,0 +1,67 @@
+"""The catalogue as the page needs it: a file's audio (with byte ranges, so players seek), the
+AudioSet labels and the predicted labels to filter by."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from tasks.model.labels import audioset_labels
+from tasks.serve.dependencies import Service
+from tasks.serve.ranges import RangeNotSatisfiableError, requested_range
+from tasks.serve.service import SearchService
+from tasks.storage.sources import file_uri_path
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/audio/{key}", response_class=Response)
+def audio(key: str, request: Request, service: Service) -> Response:
+    """A catalogue file's audio. Only files of the snapshot are served, found by their key
+    (never by a path from the request); byte ranges are honoured."""
+    item = service.item(key)
+    media_type = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
+    if item.source_uri.startswith("file://"):
+        path = file_uri_path(item.source_uri)
+        if not path.is_file():
+            raise HTTPException(410, f"{item.path}: no longer at its source")
+        return FileResponse(path, media_type=media_type, content_disposition_type="inline")
+    return _blob_response(service, item.source_uri, item.size_bytes, media_type, request)
+
+
+@router.get("/labels")
+def labels() -> list[str]:
+    """The AudioSet label names files are tagged with."""
+    return sorted(audioset_labels().names)
+
+
+@router.get("/predicted-labels")
+def predicted_labels(service: Service) -> dict[str, dict[str, int]]:
+    """Each label set's predicted labels and how many files carry each (the page's
+    facets; filter with ``where=LABEL_SET=LABEL``)."""
+    return service.predicted_labels()
+
+
+def _blob_response(
+    service: SearchService, source_uri: str, size: int, media_type: str, request: Request
+) -> Response:
+    from tasks.resources import locate
+
+    source, blob_name = locate(source_uri, service.settings)
+    headers = {"Accept-Ranges": "bytes"}
+    try:
+        wanted = requested_range(request.headers.get("range"), size)
+    except RangeNotSatisfiableError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, end = wanted or (0, size - 1)
+    headers["Content-Length"] = str(end - start + 1)
+    if wanted:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        source.stream_range(blob_name, start, end - start + 1),
+        status_code=206 if wanted else 200,
+        media_type=media_type,
+        headers=headers,
+    )

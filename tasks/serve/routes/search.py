@@ -1,0 +1,71 @@
+"""``/api/search``: query by uploaded audio, or by a catalogue file or blob."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+
+from tasks.search.query import QueryAudio
+from tasks.serve.api_models import SearchResponse
+from tasks.serve.dependencies import RequestDeadline, ServeConfig, Service
+from tasks.serve.service import SearchOptions
+from tasks.serve.upload_guard import read_limited
+
+router = APIRouter(prefix="/api/search")
+
+
+@router.post("", response_model=SearchResponse)
+async def search_upload(
+    service: Service,
+    settings: ServeConfig,
+    deadline: RequestDeadline,
+    file: Annotated[UploadFile, File(description="The query audio (any decodable format)")],
+    top: Annotated[int, Form(ge=1, le=1000)] = 10,
+    path_prefix: Annotated[str | None, Form()] = None,
+    label: Annotated[list[str] | None, Form()] = None,
+    segments: Annotated[bool, Form()] = False,
+    per_file: Annotated[int, Form(ge=1, le=100)] = 1,
+    where: Annotated[
+        list[str] | None,
+        Form(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+    ] = None,
+) -> SearchResponse:
+    """Search with an uploaded file: decoded by the pipeline's checked decoder."""
+    data = await read_limited(file, settings.serve_max_upload_bytes)
+    audio = QueryAudio(file.filename or "upload", data)
+    options = SearchOptions(
+        top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+    )
+    answer = await anyio.to_thread.run_sync(service.search_audio, audio, options, deadline)
+    return SearchResponse.of(answer)
+
+
+@router.get("", response_model=SearchResponse)
+def search_by_reference(
+    service: Service,
+    deadline: RequestDeadline,
+    key: Annotated[str | None, Query(description="A catalogue key")] = None,
+    path: Annotated[str | None, Query(description="A catalogue path, as listed")] = None,
+    url: Annotated[str | None, Query(description="az://container/blob, or the blob's URL")] = None,
+    top: Annotated[int, Query(ge=1, le=1000)] = 10,
+    path_prefix: str | None = None,
+    label: Annotated[list[str] | None, Query()] = None,
+    segments: bool = False,
+    per_file: Annotated[int, Query(ge=1, le=100)] = 1,
+    where: Annotated[
+        list[str] | None,
+        Query(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+    ] = None,
+) -> SearchResponse:
+    """Search with a file of the catalogue (its stored vector) or a blob."""
+    given = [name for name, value in (("key", key), ("path", path), ("url", url)) if value]
+    if len(given) != 1:
+        raise HTTPException(422, "give exactly one of key, path or url")
+    options = SearchOptions(
+        top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+    )
+    if url:
+        return SearchResponse.of(service.search_blob(url, options, deadline))
+    return SearchResponse.of(service.search_catalogue(key or path or "", options))
