@@ -32,7 +32,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.search_latency import _ExactTop10, _generator, synthetic_chunk  # noqa: E402
 from tasks.index.azure_search import AzureSearchIndex  # noqa: E402
 from tasks.settings import SearchServiceSettings  # noqa: E402
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable  # noqa: E402
+from tasks.storage.snapshots import (  # noqa: E402
+    SNAPSHOT_SCHEMA,
+    TAG_SCORES_COLUMN,
+    TAGS_COLUMN,
+    SnapshotTable,
+)
 
 
 def synthetic_snapshot(folder: str, rows: int) -> tuple[SnapshotTable, np.ndarray]:
@@ -49,8 +54,8 @@ def synthetic_snapshot(folder: str, rows: int) -> tuple[SnapshotTable, np.ndarra
         "last_modified": [now] * rows,
         "duration_seconds": [10.0] * rows,
         "embedding": list(vectors),
-        "labels": [["x"]] * rows,
-        "label_scores": [[0.5]] * rows,
+        TAGS_COLUMN: [["x"]] * rows,
+        TAG_SCORES_COLUMN: [[0.5]] * rows,
         "run_id": ["bench"] * rows,
         "ingested_at": [now] * rows,
     }

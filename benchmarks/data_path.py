@@ -73,14 +73,14 @@ class SyntheticSource:
         raise AssertionError("the stand-in embedder reads no audio")
 
 
-def _stand_in_embed_shard(items, source, embedder, run_id, top_label_count=5, workers=2):
+def _stand_in_embed_shard(items, source, embedder, run_id, top_tag_count=5, workers=2):
     """STAND-IN for tasks.ingest.shard.embed_shard: random vectors, real row layout."""
     import numpy as np
     import pyarrow as pa
 
     from tasks.ingest.shard import ShardResult
     from tasks.model.constants import EMBEDDING_METHOD
-    from tasks.storage.snapshots import SNAPSHOT_SCHEMA
+    from tasks.storage.snapshots import SNAPSHOT_SCHEMA, TAG_SCORES_COLUMN, TAGS_COLUMN
 
     rng = np.random.default_rng(abs(hash(items[0].key)) % 2**32)
     vectors = rng.random((len(items), 2048), dtype=np.float32)
@@ -104,8 +104,8 @@ def _stand_in_embed_shard(items, source, embedder, run_id, top_label_count=5, wo
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 2048).cast(
                 pa.list_(pa.float32())
             ),
-            "labels": [["Speech"]] * n,
-            "label_scores": [[0.5]] * n,
+            TAGS_COLUMN: [["Speech"]] * n,
+            TAG_SCORES_COLUMN: [[0.5]] * n,
             "model": ["Cnn14"] * n,
             "checkpoint_sha256": ["stand-in"] * n,
             "embedding_method": [EMBEDDING_METHOD] * n,

@@ -401,7 +401,12 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
     from tasks.ingest.plan import plan_source
     from tasks.ingest.shard import embed_shard
     from tasks.storage.quarantine import QuarantineTable
-    from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable
+    from tasks.storage.snapshots import (
+        SNAPSHOT_SCHEMA,
+        TAG_SCORES_COLUMN,
+        TAGS_COLUMN,
+        SnapshotTable,
+    )
     from tasks.storage.sources import LocalSource
 
     root = Path(workdir) / "many"
@@ -435,8 +440,8 @@ def phase_incremental(args: argparse.Namespace, files: int, workdir: str) -> dic
                 "num_windows": [1] * len(items),
                 "num_segments": [1] * len(items),
                 "embedding": list(vectors),
-                "labels": [["x"]] * len(items),
-                "label_scores": [[0.5]] * len(items),
+                TAGS_COLUMN: [["x"]] * len(items),
+                TAG_SCORES_COLUMN: [[0.5]] * len(items),
                 "model": ["Cnn14"] * len(items),
                 "checkpoint_sha256": ["x"] * len(items),
                 "embedding_method": [EMBEDDING_METHOD] * len(items),

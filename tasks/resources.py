@@ -26,8 +26,8 @@ from tasks.storage.sources import (
 
 if TYPE_CHECKING:
     from tasks.anomaly.store import AnomalyStore
-    from tasks.classify.classes import PredictedClasses
     from tasks.classify.labelsets import LabelSets
+    from tasks.classify.predicted_labels import PredictedLabels
     from tasks.classify.store import ClassifierStore, PredictionsTable
     from tasks.index.interface import VectorIndex
     from tasks.search.catalogue import Catalogue
@@ -135,11 +135,11 @@ def predictions_table(settings: Settings, label_set: str) -> PredictionsTable:
     return PredictionsTable(uri, table_storage_options(uri, settings))
 
 
-def predicted_classes(settings: Settings) -> PredictedClasses:
+def predicted_labels_of_files(settings: Settings) -> PredictedLabels:
     """Every label set's current predictions, as index values (read per lookup)."""
-    from tasks.classify.classes import PredictedClasses
+    from tasks.classify.predicted_labels import PredictedLabels
 
-    return PredictedClasses(
+    return PredictedLabels(
         predictions_table(settings, name) for name in label_sets(settings).names()
     )
 

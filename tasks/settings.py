@@ -8,6 +8,7 @@ read too. Flows and the CLI build one ``Settings`` at the edge and pass the part
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -125,13 +126,28 @@ class ModelSettings(BaseSettings):
     precision: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="Autocast precision of the forward pass (fp16/bf16: GPUs)"
     )
-    top_labels: int = Field(5, ge=0, le=527, description="AudioSet labels kept per file")
+    top_tags: int = Field(5, ge=0, le=527, description="AudioSet tags kept per file")
     resample_on: ResampleOn = Field(
         "auto",
         description="Where audio is resampled to 32 kHz: 'host' (soxr HQ, in the reader threads), "
         "'device' (the model's device: a launch per file; for hosts with few cores per GPU) or "
         "'auto' (the host: measured faster on a 16-core GPU host)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_names(cls, data: object) -> object:
+        """AUDIO_EMBEDDINGS_TOP_LABELS, the old name of AUDIO_EMBEDDINGS_TOP_TAGS, still works
+        for one release, with a warning."""
+        old = os.environ.get("AUDIO_EMBEDDINGS_TOP_LABELS")
+        if isinstance(data, dict) and old is not None and "top_tags" not in data:
+            warnings.warn(
+                "AUDIO_EMBEDDINGS_TOP_LABELS is deprecated: set AUDIO_EMBEDDINGS_TOP_TAGS",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            data = {**data, "top_tags": old}
+        return data
 
 
 class SearchServiceSettings(BaseSettings):

@@ -9,10 +9,10 @@ import typer
 from prefect.settings import PREFECT_API_URL
 from rich.markup import escape
 
-from flows.cli.options import Checkpoint, IndexUri, SnapshotUri, preflight
+from flows.cli.options import Checkpoint, IndexUri, SnapshotUri, deprecated_option, preflight
 from flows.cli.output import console, ingest_progress_bar, ingest_table, search_table
 from flows.temporary_server import prefect_api
-from tasks.classify.classes import parse_class_filter
+from tasks.classify.predicted_labels import parse_predicted_label
 from tasks.settings import Settings
 
 
@@ -61,9 +61,9 @@ def search(
     ],
     top: Annotated[int, typer.Option(min=1, max=1000, help="How many matches")] = 10,
     path_prefix: Annotated[str | None, typer.Option(help="Only files under this path")] = None,
-    label: Annotated[
+    tag: Annotated[
         list[str] | None,
-        typer.Option(help="Only files with this AudioSet label (repeatable: any of them)"),
+        typer.Option(help="Only files with this AudioSet tag (repeatable: any of them)"),
     ] = None,
     index: IndexUri = None,
     checkpoint: Checkpoint = None,
@@ -73,12 +73,16 @@ def search(
     per_file: Annotated[
         int, typer.Option(min=1, help="With --segments: at most this many hits from one file")
     ] = 1,
-    where: Annotated[
+    predicted: Annotated[
         list[str] | None,
         typer.Option(
             help="Only files with this predicted label, LABEL_SET=LABEL (repeatable: any label "
             "of one set, every set named)"
         ),
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option(hidden=True, help="Deprecated: --tag")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(hidden=True, help="Deprecated: --predicted")
     ] = None,
 ) -> None:
     """Find the files that sound most like QUERY (with --segments: where in them).
@@ -92,17 +96,19 @@ def search(
     from flows.search import search as search_flow
     from flows.search import search_in_process
 
+    tag = [*(tag or ()), *deprecated_option("--label", "--tag", label)]
+    predicted = [*(predicted or ()), *deprecated_option("--where", "--predicted", where)]
     preflight(checkpoint, Path(query))
     arguments = {
         "query": query,
         "top": top,
         "path_prefix": path_prefix,
-        "labels": label,
+        "tags": tag or None,
         "index_uri": index,
         "checkpoint_path": str(checkpoint) if checkpoint else None,
         "segments": segments,
         "per_file": per_file,
-        "classes": [parse_class_filter(value) for value in where or []] or None,
+        "predicted_labels": [parse_predicted_label(value) for value in predicted] or None,
     }
     if PREFECT_API_URL.value():
         hits = search_flow(**arguments)

@@ -46,7 +46,7 @@ def run(
     ] = None,
 ) -> None:
     """Label the catalogue files new or changed since the last run, and give the index the
-    predicted labels (search --where LABEL_SET=LABEL)."""
+    predicted labels (search --predicted LABEL_SET=LABEL)."""
     from flows.classify import classify
 
     with prefect_api():

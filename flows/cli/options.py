@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from flows.cli.output import console
 from tasks.audio.decode import decode as decode_audio
 from tasks.model.checkpoint import resolve_checkpoint
 from tasks.settings import Settings
@@ -39,3 +40,11 @@ def metadata_pairs(values: list[str] | None) -> list[str] | None:
         if not key or not equals:
             raise typer.BadParameter(f"{value!r} is not KEY=VALUE")
     return values
+
+
+def deprecated_option(old: str, new: str, values: list[str] | None) -> list[str]:
+    """The values given with a renamed option's old name, with a warning that names the new
+    one (old names work for one release)."""
+    if values:
+        console.print(f"[yellow]warning:[/] {old} is deprecated: use {new}")
+    return list(values or ())

@@ -72,10 +72,10 @@ def search_table(query: str, hits: list[SearchHit]) -> Table:
         ("score", "right"),
         ("path", "left"),
         *where,
-        ("top labels", "left"),
+        ("top tags", "left"),
     ]:
         table.add_column(name, justify=justify)
-    predicted = any(hit.classes for hit in hits)
+    predicted = any(hit.predicted_labels for hit in hits)
     if predicted:
         table.add_column("predicted", justify="left")
     for rank, hit in enumerate(hits, start=1):
@@ -84,9 +84,9 @@ def search_table(query: str, hits: list[SearchHit]) -> Table:
             if segments
             else [f"{hit.duration_seconds:.1f}"]
         )
-        extra = [", ".join(hit.classes)] if predicted else []
+        extra = [", ".join(hit.predicted_labels)] if predicted else []
         table.add_row(
-            str(rank), f"{hit.score:.4f}", hit.path, *span, ", ".join(hit.labels[:3]), *extra
+            str(rank), f"{hit.score:.4f}", hit.path, *span, ", ".join(hit.tags[:3]), *extra
         )
     return table
 

@@ -28,7 +28,7 @@ from tasks.anomaly.scoring import (
     score_clip,
 )
 from tasks.anomaly.windows import ScanWindows, clip_of_segments
-from tasks.audio.decode import AudioError
+from tasks.audio.errors import AudioError
 from tasks.ingest.stream import embed_items
 from tasks.model.embedder import PannsEmbedder, load_embedder
 from tasks.settings import Settings

@@ -21,7 +21,7 @@ from tasks.anomaly.scoring import (
 )
 from tasks.anomaly.store import AnomalyStore
 from tasks.anomaly.windows import ScanWindows, stored_clips
-from tasks.audio.decode import AudioErrorKind
+from tasks.audio.errors import AudioErrorKind
 from tasks.events.cursors import cursor_name
 from tasks.storage.quarantine import QuarantineTable
 from tasks.storage.segments import SegmentsTable

@@ -77,10 +77,10 @@ def classify_catalogue(
     result = ClassifyResult(classifier.label_set, classifier.fingerprint, version)
     if latest.data is None:
         return result
-    snapshot_markers = latest.markers(columns=("key", "etag"))
+    snapshot_markers = latest.rows_under(columns=("key", "etag"))
     todo, gone = rows_to_predict(
         snapshot_markers,
-        predictions.markers(columns=("key", "etag", "model_fingerprint")),
+        predictions.rows_under(columns=("key", "etag", "model_fingerprint")),
         classifier.fingerprint,
     )
     result.unchanged = snapshot_markers.num_rows - len(todo)

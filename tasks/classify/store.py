@@ -34,6 +34,7 @@ MODELS_SCHEMA = pa.schema(
         pa.field("fingerprint", pa.string()),
         pa.field("trained_at", UTC_MICROS),
         pa.field("algorithm", pa.string()),
+        # the labels the model can predict (scikit-learn calls them classes; so does the column)
         pa.field("classes", pa.list_(pa.string())),
         pa.field("label_set_fingerprint", pa.string()),
         pa.field("label_set_version", pa.int64()),
@@ -79,14 +80,15 @@ class Classifier:
     trained_at: datetime
 
     @property
-    def classes(self) -> list[str]:
+    def labels(self) -> list[str]:
+        """The label set's labels the model can predict, in its output order."""
         return [str(c) for c in self.model.classes_]
 
     def predict(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
         """The most probable label of each embedding [n, 2048] and its probability."""
         probabilities = self.model.predict_proba(embeddings)
         best = probabilities.argmax(axis=1)
-        return [self.classes[i] for i in best], probabilities[np.arange(len(best)), best]
+        return [self.labels[i] for i in best], probabilities[np.arange(len(best)), best]
 
 
 def model_fingerprint(
@@ -123,7 +125,7 @@ class ClassifierStore:
             "fingerprint": classifier.fingerprint,
             "trained_at": classifier.trained_at,
             "algorithm": classifier.evaluation.algorithm,
-            "classes": classifier.classes,
+            "classes": classifier.labels,
             "label_set_fingerprint": classifier.label_set_fingerprint,
             "label_set_version": classifier.label_set_version,
             "snapshot_uri": classifier.snapshot_uri,

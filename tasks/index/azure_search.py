@@ -169,6 +169,14 @@ class AzureSearchIndex:
             self.indexes.create_or_update_index(existing)
         return current
 
+    @_reaching_service
+    def needs_rebuild(self) -> bool:
+        current = self.current_index()
+        if current is None:
+            return False
+        have = {f.name for f in self.indexes.get_index(current).fields}
+        return not set(self.layout.columns) <= have
+
     # -- writing ----------------------------------------------------------------------------
 
     @_reaching_service
@@ -352,14 +360,14 @@ class AzureSearchIndex:
         return None
 
     @_reaching_service
-    def set_classes(self, classes: dict[str, list[str]]) -> None:
-        if not classes:
+    def set_predicted_labels(self, by_key: dict[str, list[str]]) -> None:
+        if not by_key:
             return
         index = self.ensure()
         client = SearchClient(self.endpoint, index, self.credential, retry_total=0)
         actions = (
-            ("merge", {"key": key, "classes": sorted(values)})
-            for key, values in sorted(classes.items())
+            ("merge", {"key": key, "predicted_labels": sorted(values)})
+            for key, values in sorted(by_key.items())
         )
         failed: list[str] = []
         for batch in _batches(
@@ -368,9 +376,9 @@ class AzureSearchIndex:
             failed.extend(self._send(client, batch))
         if failed:
             raise IndexRefreshError(
-                f"{len(failed)} of {len(classes)} predicted-label updates failed for {index} "
+                f"{len(failed)} of {len(by_key)} predicted-label updates failed for {index} "
                 f"(first: {failed[:3]}); run the classify flow again to resend them",
-                len(classes) - len(failed),
+                len(by_key) - len(failed),
                 0,
                 failed,
             )

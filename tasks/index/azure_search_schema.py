@@ -50,11 +50,11 @@ def _fields(layout: Layout) -> list[SearchField]:
         SimpleField(name="path", type=string, filterable=True, sortable=True),
         SimpleField(name="folder", type=string, filterable=True, facetable=True),
     ]
-    labels = [
+    tags = [
         SearchField(
-            name="labels", type=collection(string), filterable=True, facetable=True, searchable=True
+            name="tags", type=collection(string), filterable=True, facetable=True, searchable=True
         ),
-        SimpleField(name="label_scores", type=collection(double)),
+        SimpleField(name="tag_scores", type=collection(double)),
     ]
     version = SimpleField(name="snapshot_version", type=SearchFieldDataType.Int64, filterable=True)
     if layout.kind == "segments":
@@ -64,7 +64,7 @@ def _fields(layout: Layout) -> list[SearchField]:
             SimpleField(name="segment_index", type=int32, sortable=True),
             SimpleField(name="start_seconds", type=double, filterable=True, sortable=True),
             SimpleField(name="end_seconds", type=double),
-            *labels,
+            *tags,
             version,
         ]
     return [
@@ -78,13 +78,15 @@ def _fields(layout: Layout) -> list[SearchField]:
             filterable=True,
             sortable=True,
         ),
-        *labels,
+        *tags,
         SimpleField(name="model", type=string, filterable=True, facetable=True),
         SimpleField(name="checkpoint_sha256", type=string, filterable=True),
         version,
-        # predicted labels, "<label set>=<label>" (tasks.classify.classes); added last, so an
-        # index deployed before it gains it in place (Azure AI Search allows adding fields)
-        SimpleField(name="classes", type=collection(string), filterable=True, facetable=True),
+        # predicted labels, "<label set>=<label>" (tasks.classify.predicted_labels); added last,
+        # so an index deployed before it gains it in place (Azure AI Search allows adding fields)
+        SimpleField(
+            name="predicted_labels", type=collection(string), filterable=True, facetable=True
+        ),
     ]
 
 
@@ -195,8 +197,8 @@ def document(row: dict, table_version: int, layout: Layout = FILES) -> dict:
         "source_uri": row["source_uri"],
         "path": row["path"],
         "folder": posixpath.dirname(row["path"]),
-        "labels": list(row["labels"] or []),
-        "label_scores": [float(s) for s in row["label_scores"] or []],
+        "tags": list(row[layout.source_column("tags")] or []),
+        "tag_scores": [float(s) for s in row[layout.source_column("tag_scores")] or []],
         "snapshot_version": table_version,
     }
     if layout.kind == "segments":
@@ -217,7 +219,7 @@ def document(row: dict, table_version: int, layout: Layout = FILES) -> dict:
             "last_modified": modified.isoformat() if modified else None,
             "model": row["model"],
             "checkpoint_sha256": row["checkpoint_sha256"],
-            "classes": list(row.get("classes") or []),
+            "predicted_labels": list(row.get("predicted_labels") or []),
         }
     # float32 carries ~7 significant digits; more only inflates the JSON
     return {**common, **specific, VECTOR_FIELD: [float(f"{x:.7g}") for x in vector]}

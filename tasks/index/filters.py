@@ -1,6 +1,7 @@
-"""Search filters (path prefix, any-of labels) and their translation into each backend's query
-language, built from escaped literals only: a quote in user input neither fails nor widens a
-query. LanceDB speaks DataFusion SQL, Azure AI Search OData; both quote strings the same way.
+"""Search filters (path prefix, any-of AudioSet tags, predicted labels) and their translation
+into each backend's query language, built from escaped literals only: a quote in user input
+neither fails nor widens a query. LanceDB speaks DataFusion SQL, Azure AI Search OData; both
+quote strings the same way.
 """
 
 from __future__ import annotations
@@ -15,22 +16,22 @@ _LAST_CHARACTER = chr(0x10FFFF)
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restrict a search: paths under a prefix, files tagged with any of some AudioSet labels,
-    and/or files with predicted labels (``classes``: ``<label set>=<label>`` values; any of a
-    set's values, every set named)."""
+    """Restrict a search: paths under a prefix, files tagged with any of some AudioSet tags,
+    and/or files with predicted labels (``<label set>=<label>`` values; any of a set's values,
+    every set named)."""
 
     path_prefix: str | None = None
-    any_labels: tuple[str, ...] = ()
-    classes: tuple[str, ...] = ()
+    any_tags: tuple[str, ...] = ()
+    predicted_labels: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.path_prefix and not self.any_labels and not self.classes
+        return not self.path_prefix and not self.any_tags and not self.predicted_labels
 
-    def classes_by_set(self) -> list[list[str]]:
-        """The class values grouped by label set: any within a group, all groups."""
+    def predicted_labels_by_set(self) -> list[list[str]]:
+        """The predicted labels grouped by label set: any within a group, all groups."""
         groups: dict[str, list[str]] = {}
-        for value in self.classes:
+        for value in self.predicted_labels:
             groups.setdefault(value.partition("=")[0], []).append(value)
         return list(groups.values())
 
@@ -42,12 +43,12 @@ def sql_predicate(where: SearchFilter | None) -> str | None:
     parts = []
     if where.path_prefix:
         parts.append(f"starts_with(path, {quote_literal(where.path_prefix)})")
-    if where.any_labels:
-        labels = ", ".join(quote_literal(label) for label in where.any_labels)
-        parts.append(f"array_has_any(labels, [{labels}])")
-    for group in where.classes_by_set():
+    if where.any_tags:
+        tags = ", ".join(quote_literal(tag) for tag in where.any_tags)
+        parts.append(f"array_has_any(tags, [{tags}])")
+    for group in where.predicted_labels_by_set():
         values = ", ".join(quote_literal(value) for value in group)
-        parts.append(f"array_has_any(classes, [{values}])")
+        parts.append(f"array_has_any(predicted_labels, [{values}])")
     return " AND ".join(parts)
 
 
@@ -64,10 +65,10 @@ def odata_filter(where: SearchFilter | None) -> str | None:
             f"path ge {quote_literal(where.path_prefix)} and "
             f"path lt {quote_literal(where.path_prefix + _LAST_CHARACTER)}"
         )
-    if where.any_labels:
-        alternatives = " or ".join(f"l eq {quote_literal(label)}" for label in where.any_labels)
-        parts.append(f"labels/any(l: {alternatives})")
-    for group in where.classes_by_set():
-        alternatives = " or ".join(f"c eq {quote_literal(value)}" for value in group)
-        parts.append(f"classes/any(c: {alternatives})")
+    if where.any_tags:
+        alternatives = " or ".join(f"t eq {quote_literal(tag)}" for tag in where.any_tags)
+        parts.append(f"tags/any(t: {alternatives})")
+    for group in where.predicted_labels_by_set():
+        alternatives = " or ".join(f"p eq {quote_literal(value)}" for value in group)
+        parts.append(f"predicted_labels/any(p: {alternatives})")
     return " and ".join(f"({p})" for p in parts)

@@ -28,9 +28,10 @@ class SearchHit:
     source_uri: str
     score: float
     duration_seconds: float
-    labels: list[str] = field(default_factory=list)
+    #: AudioSet tags, most probable first
+    tags: list[str] = field(default_factory=list)
     #: predicted labels, ``<label set>=<label>`` (file hits only)
-    classes: list[str] = field(default_factory=list)
+    predicted_labels: list[str] = field(default_factory=list)
     start_seconds: float | None = None
     end_seconds: float | None = None
 
@@ -51,6 +52,11 @@ class VectorIndex(Protocol):
 
     def reflected_version(self, snapshot_uri: str) -> int | None:
         """The snapshot version the index reflects (None: never filled from that table)."""
+        ...
+
+    def needs_rebuild(self) -> bool:
+        """Whether the index holds documents written before a field it copies from the table
+        existed (a field renamed since): only a rebuild fills it."""
         ...
 
     def apply(self, diff: TableDiff, snapshot_uri: str) -> RefreshResult:
@@ -79,9 +85,9 @@ class VectorIndex(Protocol):
         """Documents in the index."""
         ...
 
-    def set_classes(self, classes: dict[str, list[str]]) -> None:
-        """Replace the predicted labels of the documents of ``classes``' keys (files layout);
-        keys not indexed yet are skipped (a refresh adds them with their labels)."""
+    def set_predicted_labels(self, by_key: dict[str, list[str]]) -> None:
+        """Replace the predicted labels of the documents of ``by_key``'s keys (files layout);
+        keys not indexed yet are skipped (a refresh adds them with their predicted labels)."""
         ...
 
     def maintain(self, retention: timedelta, dry_run: bool = False) -> dict[str, int] | None:

@@ -90,6 +90,13 @@ class LanceDBIndex:
                 return int(version)
         return None
 
+    def needs_rebuild(self) -> bool:
+        try:
+            table = self._db.open_table(self.name)
+        except ValueError:  # no index yet: the first refresh fills it whole
+            return False
+        return not set(self.layout.columns) <= set(table.schema.names)
+
     def apply(self, diff: TableDiff, snapshot_uri: str) -> RefreshResult:
         if diff.from_version is None:  # a first fill: one streamed write, no key matching
             self.rebuild(diff, snapshot_uri)
@@ -205,14 +212,15 @@ class LanceDBIndex:
     def count(self) -> int:
         return self._documents_table().count_rows()
 
-    def set_classes(self, classes: dict[str, list[str]]) -> None:
-        if not classes:
+    def set_predicted_labels(self, by_key: dict[str, list[str]]) -> None:
+        if not by_key:
             return
         table = self._documents_table()
-        keys = sorted(classes)
+        keys = sorted(by_key)
+        field = self.schema.field("predicted_labels")
         update = pa.table(
-            {"key": keys, "classes": [sorted(classes[key]) for key in keys]},
-            schema=pa.schema([pa.field("key", pa.string()), self.schema.field("classes")]),
+            {"key": keys, "predicted_labels": [sorted(by_key[key]) for key in keys]},
+            schema=pa.schema([pa.field("key", pa.string()), field]),
         )
         # matched rows only: a key not indexed yet gets its labels from the next refresh
         table.merge_insert("key").when_matched_update_all().execute(update)

@@ -5,7 +5,7 @@ own table with the same diff machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
@@ -13,9 +13,12 @@ import pyarrow as pa
 from tasks.index.interface import SearchHit
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.storage.segments import SEGMENTS_SCHEMA, segment_vectors
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA, TAG_SCORES_COLUMN, TAGS_COLUMN
 
 Kind = Literal["files", "segments"]
+#: Index fields whose table columns have other names: the tables keep the names they were
+#: written with (see tasks.storage.snapshots), the index speaks the glossary's.
+STORED_AS = {"tags": TAGS_COLUMN, "tag_scores": TAG_SCORES_COLUMN}
 
 
 @dataclass(frozen=True)
@@ -25,17 +28,27 @@ class Layout:
 
     kind: Kind
     suffix: str
+    #: Index fields copied from the table, each from the table's column of the same name or,
+    #: where ``stored_as`` says so, of another.
     columns: tuple[str, ...]
     source_schema: pa.Schema
     vector_type: pa.DataType
     #: Columns that do not come from the table but are joined in (predicted labels): null
     #: when the rows lack them.
     derived: tuple[pa.Field, ...] = ()
+    stored_as: dict[str, str] = field(default_factory=lambda: dict(STORED_AS))
+
+    def source_column(self, name: str) -> str:
+        """The table column an index field is copied from."""
+        return self.stored_as.get(name, name)
 
     @property
     def lancedb_schema(self) -> pa.Schema:
         return pa.schema(
-            [self.source_schema.field(name) for name in self.columns]
+            [
+                self.source_schema.field(self.source_column(name)).with_name(name)
+                for name in self.columns
+            ]
             + list(self.derived)
             + [pa.field("vector", self.vector_type)]
         )
@@ -53,20 +66,21 @@ class Layout:
             f.name: rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
             for f in self.derived
         }
-        columns = {**{name: rows[name] for name in self.columns}, **derived, "vector": vectors}
+        copied = {name: rows[self.source_column(name)] for name in self.columns}
+        columns = {**copied, **derived, "vector": vectors}
         return pa.table(columns).cast(self.lancedb_schema)
 
     @property
     def returned(self) -> list[str]:
         """Columns a hit needs."""
-        common = ["source_uri", "path", "labels"]
+        common = ["source_uri", "path", "tags"]
         if self.kind == "segments":
             return ["file_key", *common, "start_seconds", "end_seconds"]
         return ["key", *common, "duration_seconds", *(f.name for f in self.derived)]
 
     def hit(self, row: dict, score: float) -> SearchHit:
         """A found row (returned columns) as a hit; a segment hit carries its file's key."""
-        labels = list(row.get("labels") or [])
+        tags = list(row.get("tags") or [])
         if self.kind == "segments":
             return SearchHit(
                 key=row["file_key"],
@@ -74,7 +88,7 @@ class Layout:
                 source_uri=row["source_uri"],
                 score=score,
                 duration_seconds=row["end_seconds"] - row["start_seconds"],
-                labels=labels,
+                tags=tags,
                 start_seconds=row["start_seconds"],
                 end_seconds=row["end_seconds"],
             )
@@ -84,8 +98,8 @@ class Layout:
             source_uri=row["source_uri"],
             score=score,
             duration_seconds=row["duration_seconds"],
-            labels=labels,
-            classes=list(row.get("classes") or []),
+            tags=tags,
+            predicted_labels=list(row.get("predicted_labels") or []),
         )
 
 
@@ -99,15 +113,15 @@ FILES = Layout(
         "duration_seconds",
         "sample_rate",
         "last_modified",
-        "labels",
-        "label_scores",
+        "tags",
+        "tag_scores",
         "model",
         "checkpoint_sha256",
     ),
     source_schema=SNAPSHOT_SCHEMA,
     vector_type=pa.list_(pa.float32(), EMBEDDING_SIZE),
-    # predicted labels, "<label set>=<label>" (tasks.classify.classes)
-    derived=(pa.field("classes", pa.list_(pa.string())),),
+    # predicted labels, "<label set>=<label>" (tasks.classify.predicted_labels)
+    derived=(pa.field("predicted_labels", pa.list_(pa.string())),),
 )
 SEGMENTS = Layout(
     kind="segments",
@@ -120,8 +134,8 @@ SEGMENTS = Layout(
         "segment_index",
         "start_seconds",
         "end_seconds",
-        "labels",
-        "label_scores",
+        "tags",
+        "tag_scores",
     ),
     source_schema=SEGMENTS_SCHEMA,
     # float16 like the table: a segment index is ten times the file index

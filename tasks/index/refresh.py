@@ -16,15 +16,16 @@ def refresh_index(
     snapshot: KeyedTable,
     rebuild: bool = False,
     drop_old: bool = False,
-    classes: Callable[[pa.Table], pa.Array] | None = None,
+    predicted_labels: Callable[[pa.Table], pa.Array] | None = None,
 ) -> RefreshResult | None:
     """Apply the table's changes since the version ``index`` reflects (None: no table yet);
     ``snapshot`` is the snapshot for a file index, the segments table for a segment index.
 
     ``rebuild`` builds a new index from the whole snapshot and switches readers to it once it is
     complete (for a model or index-setting change); ``drop_old`` then deletes the previous one.
-    ``classes`` gives the predicted-labels column of snapshot rows (a file index only), so
-    that documents written here keep the labels the classify flow gave their file's version.
+    ``predicted_labels`` gives the predicted-labels column of snapshot rows (a file index
+    only), so that documents written here keep the labels the classify flow gave their file's
+    version. An index written before a field it copies existed is rebuilt whatever is asked.
     """
     latest = snapshot.version()
     if latest is None:
@@ -32,11 +33,13 @@ def refresh_index(
 
     def diff(from_version: int | None) -> TableDiff:
         changes = snapshot.diff(from_version, latest)
-        if classes is None:
+        if predicted_labels is None:
             return changes
-        return changes.joining(lambda rows: rows.append_column("classes", classes(rows)))
+        return changes.joining(
+            lambda rows: rows.append_column("predicted_labels", predicted_labels(rows))
+        )
 
-    if rebuild:
+    if rebuild or index.needs_rebuild():
         name = index.rebuild(diff(None), snapshot.uri, drop_old)
         return RefreshResult(None, latest, index.count(), 0, rebuilt_index=name)
     reflected = index.reflected_version(snapshot.uri)

@@ -102,7 +102,7 @@ def commit_run(
     next run). Segments first: a snapshot row never points at segments not yet written."""
     bad_inputs = [f for f in pending.failures if not f.retryable]
     committed = pending.rows["key"].to_pylist()
-    known = snapshot.markers(sorted({k[:KEY_PREFIX_CHARS] for k in committed}), ["key"])
+    known = snapshot.rows_under(sorted({k[:KEY_PREFIX_CHARS] for k in committed}), ["key"])
     changed = set(known["key"].to_pylist()) & set(committed)
     segments.commit(pending.segments, sorted(changed) + pending.deleted_keys, run_id, sequence)
     version = snapshot.commit(pending.rows, pending.deleted_keys, run_id, sequence)

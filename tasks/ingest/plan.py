@@ -186,7 +186,7 @@ def plan_changes(
                 continue
             spill = plan.folder / f"listed-{group}.arrow"
             listed = _read_all(spill) if group in groups else ITEM_SCHEMA.empty_table()
-            current = latest.markers([group + digit for digit in _HEX], columns)
+            current = latest.rows_under([group + digit for digit in _HEX], columns)
             if uri_prefix:
                 current = current.filter(pc.starts_with(current["source_uri"], uri_prefix))
             _plan_group(plan, listed, current, quarantined, to_embed, deleted, complete_listing)

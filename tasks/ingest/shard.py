@@ -10,19 +10,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from tasks.audio.decode import AudioError
+from tasks.audio.errors import AudioError
 from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.constants import EMBEDDING_METHOD, EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
 from tasks.model.file_vectors import FileEmbedding
-from tasks.model.labels import top_labels_of_rows
+from tasks.model.tags import top_tags_of_rows
 from tasks.storage.quarantine import Failure
 from tasks.storage.segments import SEGMENTS_SCHEMA, encode_vectors, segment_key
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA
+from tasks.storage.snapshots import SNAPSHOT_SCHEMA, TAG_SCORES_COLUMN, TAGS_COLUMN
 from tasks.storage.sources import AudioItem, AudioSource
 
-#: AudioSet labels kept per segment (a second rarely holds more than a few sounds).
-SEGMENT_LABELS = 3
+#: AudioSet tags kept per segment (a second rarely holds more than a few sounds).
+SEGMENT_TAGS = 3
 
 
 @dataclass
@@ -71,19 +71,19 @@ def embed_shard(
     source: AudioSource,
     embedder: PannsEmbedder,
     run_id: str,
-    top_label_count: int = 5,
+    top_tag_count: int = 5,
     workers: int = 2,
     files_per_row_table: int = ROW_TABLE_FILES,
 ) -> ShardResult:
     """Embed ``items`` (a file's vector, its windows' and its segments'), their rows built for
-    ``files_per_row_table`` files at a time (labels ranked for the group at once)."""
+    ``files_per_row_table`` files at a time (tags ranked for the group at once)."""
     failures: list[Failure] = []
     row_tables: list[pa.Table] = []
     segment_tables: list[pa.Table] = []
     pending: list[EmbeddedFile] = []
 
     def build_rows() -> None:
-        row_tables.append(snapshot_rows(pending, embedder, run_id, top_label_count))
+        row_tables.append(snapshot_rows(pending, embedder, run_id, top_tag_count))
         segment_tables.append(segment_rows(pending, run_id))
         pending.clear()
 
@@ -104,11 +104,11 @@ def embed_shard(
 
 
 def snapshot_rows(
-    files: Sequence[EmbeddedFile], embedder: PannsEmbedder, run_id: str, top_label_count: int
+    files: Sequence[EmbeddedFile], embedder: PannsEmbedder, run_id: str, top_tag_count: int
 ) -> pa.Table:
     """The snapshot rows of embedded files (see ``SNAPSHOT_SCHEMA``), in the order given."""
-    labels, scores = top_labels_of_rows(
-        np.stack([file.result.probabilities for file in files]), top_label_count
+    tags, scores = top_tags_of_rows(
+        np.stack([file.result.probabilities for file in files]), top_tag_count
     )
     items = [file.item for file in files]
     return pa.table(
@@ -130,8 +130,8 @@ def snapshot_rows(
                 np.arange(len(files) + 1, dtype=np.int32) * np.int32(EMBEDDING_SIZE),
                 np.stack([file.result.embedding for file in files], dtype=np.float32).ravel(),
             ),
-            "labels": labels,
-            "label_scores": scores,
+            TAGS_COLUMN: tags,
+            TAG_SCORES_COLUMN: scores,
             "model": [embedder.model_name] * len(files),
             "checkpoint_sha256": [embedder.checkpoint_sha256] * len(files),
             "embedding_method": [EMBEDDING_METHOD] * len(files),
@@ -155,8 +155,8 @@ def segment_rows(files: Sequence[EmbeddedFile], run_id: str) -> pa.Table:
         return [value for value, count in zip(values, counts, strict=True) for _ in range(count)]
 
     items = [file.item for file in files]
-    labels, scores = top_labels_of_rows(
-        np.concatenate([part.probabilities for part in segments]), SEGMENT_LABELS
+    tags, scores = top_tags_of_rows(
+        np.concatenate([part.probabilities for part in segments]), SEGMENT_TAGS
     )
     return pa.table(
         {
@@ -183,8 +183,8 @@ def segment_rows(files: Sequence[EmbeddedFile], run_id: str) -> pa.Table:
                 per_segment([part.segment_seconds for part in segments]), pa.float64()
             ),
             "embedding": encode_vectors(np.concatenate([part.embeddings for part in segments])),
-            "labels": labels,
-            "label_scores": scores,
+            TAGS_COLUMN: tags,
+            TAG_SCORES_COLUMN: scores,
             "run_id": pa.array([run_id] * total, pa.string()),
             "ingested_at": pa.array(
                 [datetime.now(UTC)] * total, SEGMENTS_SCHEMA.field("ingested_at").type

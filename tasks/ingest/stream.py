@@ -23,8 +23,6 @@ import numpy as np
 import soundfile
 
 from tasks.audio.decode import (
-    AudioError,
-    AudioErrorKind,
     AudioHeader,
     DecodedAudio,
     check_size,
@@ -33,6 +31,7 @@ from tasks.audio.decode import (
     decode_pcm_wav,
     open_audio,
 )
+from tasks.audio.errors import AudioError, AudioErrorKind
 from tasks.audio.pieces import PieceCutter, Pieces
 from tasks.model.allocator import give_back_freed_memory
 from tasks.model.constants import MODEL_SAMPLE_RATE

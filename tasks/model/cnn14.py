@@ -1,10 +1,11 @@
 """Cnn14 itself: built offline from panns-inference's module, loaded from a checkpoint, and its
 eval-mode forward pass with the log-mel front end kept in fp32.
 
-panns-inference is used for its ``Cnn14`` module only. Its ``config`` module downloads the label
-CSV with ``wget`` on any import and its ``AudioTagging`` wrapper overwrites small checkpoints, so
-we register an offline ``panns_inference.config`` (labels from our package data) before importing
-``panns_inference.models``, and own loading, resampling and batching ourselves.
+panns-inference is used for its ``Cnn14`` module only. Its ``config`` module downloads the
+AudioSet class CSV with ``wget`` on any import and its ``AudioTagging`` wrapper overwrites small
+checkpoints, so we register an offline ``panns_inference.config`` (the classes from our package
+data) before importing ``panns_inference.models``, and own loading, resampling and batching
+ourselves.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tasks.model.constants import (
     OFFICIAL_SHA256,
     WINDOW_SIZE,
 )
-from tasks.model.labels import audioset_labels
+from tasks.model.tags import audioset_tags
 
 # Cnn14's six conv blocks and their pooling, as in panns_inference.models.Cnn14.forward.
 _CONV_BLOCKS = (
@@ -47,16 +48,16 @@ def _install_offline_panns_config() -> None:
     """Stand in for ``panns_inference.config``: importing panns_inference must not go online."""
     if "panns_inference.config" in sys.modules:
         return
-    labels = audioset_labels()
+    classes = audioset_tags()
     config = types.ModuleType("panns_inference.config")
     config.sample_rate = MODEL_SAMPLE_RATE
-    config.labels = list(labels.names)
-    config.ids = list(labels.ids)
-    config.classes_num = len(labels.names)
-    config.lb_to_ix = {name: i for i, name in enumerate(labels.names)}
-    config.ix_to_lb = dict(enumerate(labels.names))
-    config.id_to_ix = {mid: i for i, mid in enumerate(labels.ids)}
-    config.ix_to_id = dict(enumerate(labels.ids))
+    config.labels = list(classes.names)
+    config.ids = list(classes.ids)
+    config.classes_num = len(classes.names)
+    config.lb_to_ix = {name: i for i, name in enumerate(classes.names)}
+    config.ix_to_lb = dict(enumerate(classes.names))
+    config.id_to_ix = {mid: i for i, mid in enumerate(classes.ids)}
+    config.ix_to_id = dict(enumerate(classes.ids))
     sys.modules["panns_inference.config"] = config
 
 

@@ -16,21 +16,21 @@ import pyarrow.compute as pc
 from tasks.storage.delta import scan, text_field
 from tasks.storage.keyed_table import KEY_PREFIX_CHARS
 from tasks.storage.segments import SegmentsTable, segment_vectors
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import TAGS_COLUMN, SnapshotTable
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_ITEM_COLUMNS = ("key", "path", "source_uri", "duration_seconds", "labels", "size_bytes")
+_ITEM_COLUMNS = ("key", "path", "source_uri", "duration_seconds", TAGS_COLUMN, "size_bytes")
 
 
 @dataclass(frozen=True)
 class CatalogueItem:
-    """One file of the snapshot: where it is, how long (s), its AudioSet labels."""
+    """One file of the snapshot: where it is, how long (s), its AudioSet tags."""
 
     key: str
     path: str
     source_uri: str
     duration_seconds: float
-    labels: list[str]
+    tags: list[str]
     size_bytes: int
 
 
@@ -73,7 +73,7 @@ class Catalogue:
     def _rows_of_key(self, key: str, columns: tuple[str, ...]):
         if not _KEY.match(key):
             return self.snapshot.empty(columns)
-        rows = self.snapshot.latest().markers([key[:KEY_PREFIX_CHARS]], columns)
+        rows = self.snapshot.latest().rows_under([key[:KEY_PREFIX_CHARS]], columns)
         return self.snapshot.cast_read(rows.filter(pc.equal(rows["key"], key)))
 
 
@@ -83,6 +83,6 @@ def _item(row: dict) -> CatalogueItem:
         path=row["path"],
         source_uri=row["source_uri"],
         duration_seconds=float(row["duration_seconds"]),
-        labels=list(row["labels"] or []),
+        tags=list(row[TAGS_COLUMN] or []),
         size_bytes=int(row["size_bytes"]),
     )

@@ -21,7 +21,7 @@ def publish_search_results(query: str, hits: list[SearchHit], model: ResolvedChe
                     if h.start_seconds is not None
                     else {"duration_s": round(h.duration_seconds, 2)}
                 ),
-                "labels": ", ".join(h.labels[:3]),
+                "tags": ", ".join(h.tags[:3]),
             }
             for i, h in enumerate(hits, start=1)
         ],

@@ -15,13 +15,17 @@ class Hit(BaseModel):
     path: str
     score: float
     duration_seconds: float
-    labels: list[str]
-    classes: list[str] = Field(
+    tags: list[str] = Field(description="AudioSet tags, most probable first")
+    predicted_labels: list[str] = Field(
         default_factory=list, description="Predicted labels, LABEL_SET=LABEL (file matches)"
     )
     start_seconds: float | None = Field(None, description="Segment matches: where it starts (s)")
     end_seconds: float | None = Field(None, description="Segment matches: where it ends (s)")
     audio_url: str = Field(description="The file's audio (seek to start_seconds for a segment)")
+    labels: list[str] = Field(deprecated=True, description="Deprecated: the same as tags")
+    classes: list[str] = Field(
+        deprecated=True, description="Deprecated: the same as predicted_labels"
+    )
 
     @classmethod
     def of(cls, hit: SearchHit) -> Hit:
@@ -30,8 +34,10 @@ class Hit(BaseModel):
             path=hit.path,
             score=hit.score,
             duration_seconds=hit.duration_seconds,
-            labels=hit.labels,
-            classes=hit.classes,
+            tags=hit.tags,
+            predicted_labels=hit.predicted_labels,
+            labels=hit.tags,
+            classes=hit.predicted_labels,
             start_seconds=hit.start_seconds,
             end_seconds=hit.end_seconds,
             audio_url=audio_url(hit.key),

@@ -1,10 +1,11 @@
 """The HTTP surface of ``audio-embeddings serve`` (FastAPI): routers onto a ``SearchService``.
 
-POST /api/search            multipart ``file`` + top, path_prefix, label, segments, per_file
+POST /api/search            multipart ``file`` + top, path_prefix, tag, predicted, segments,
+                            per_file
 GET  /api/search            key= | path= | url=, same options
 GET  /api/audio/{key}       a catalogue file's audio, with byte ranges (players seek)
 GET  /api/anomalies         each scanned clip's newest verdict, furthest over threshold first
-GET  /api/labels            the AudioSet labels (filter suggestions)
+GET  /api/tags              the AudioSet tags (filter suggestions)
 GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
 POST /api/login             API key -> session cookie (for the page)
 GET  /healthz               liveness, what is loaded, batching counters

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tasks.audio.decode import AudioError, AudioErrorKind
+from tasks.audio.errors import AudioError, AudioErrorKind
 from tasks.errors import ServiceUnreachableError, UserError
 from tasks.search.query import QueryNotFoundError, QueryTooLargeError
 from tasks.serve.admission import DeadlineExceededError, ServiceBusyError

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
-from tasks.audio.decode import DecodedAudio, TooLongError, decode_bounded
-from tasks.classify.classes import predicted_label_filter
+from tasks.audio.decode import DecodedAudio, decode_bounded
+from tasks.audio.errors import TooLongError
+from tasks.classify.predicted_labels import predicted_label_filter
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
@@ -42,18 +43,19 @@ class SearchOptions:
 
     top: int = 10
     path_prefix: str | None = None
-    labels: tuple[str, ...] = ()
+    #: AudioSet tags: files (or segments) tagged with any of them
+    tags: tuple[str, ...] = ()
     segments: bool = False
     per_file: int = 1
     #: predicted labels, LABEL_SET=LABEL (checked when the filter is made)
-    classes: tuple[str, ...] = ()
+    predicted_labels: tuple[str, ...] = ()
 
     @property
     def where(self) -> SearchFilter:
         return SearchFilter(
             path_prefix=self.path_prefix or None,
-            any_labels=self.labels,
-            classes=predicted_label_filter(self.classes, self.segments),
+            any_tags=self.tags,
+            predicted_labels=predicted_label_filter(self.predicted_labels, self.segments),
         )
 
 

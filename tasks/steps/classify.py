@@ -8,7 +8,6 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.classify.classes import push_classes
 from tasks.classify.labelsets import (
     CatalogueIndex,
     ImportReport,
@@ -20,6 +19,7 @@ from tasks.classify.labelsets import (
     read_metadata_labels,
 )
 from tasks.classify.predict import ClassifyResult, classify_catalogue, label_counts
+from tasks.classify.predicted_labels import push_predicted_labels
 from tasks.classify.report import publish_classify_report, publish_evaluation_report
 from tasks.classify.store import Classifier, model_fingerprint
 from tasks.classify.training import labelled_embeddings, train
@@ -27,7 +27,7 @@ from tasks.resources import (
     classifier_store,
     label_sets,
     open_index,
-    predicted_classes,
+    predicted_labels_of_files,
     predictions_table,
     snapshot_table,
 )
@@ -137,9 +137,9 @@ def classify_task(settings: Settings, name: str, run_id: str) -> ClassifyResult:
         classifier.fingerprint,
     )
     if result.changed:
-        push_classes(
+        push_predicted_labels(
             snapshot_table(settings),
-            predicted_classes(settings),
+            predicted_labels_of_files(settings),
             open_index(settings),
             list(result.changed),
         )

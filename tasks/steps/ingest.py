@@ -74,7 +74,7 @@ def embed_shard_task(
         open_source(source_uri, settings),
         load_embedder(settings.model_settings(), settings.audio_limits()),
         run_id,
-        settings.top_labels,
+        settings.top_tags,
         settings.prepare_workers,
     )
     logger = get_run_logger()

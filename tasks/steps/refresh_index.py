@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.index.interface import RefreshResult
 from tasks.index.refresh import refresh_index
-from tasks.resources import open_index, predicted_classes, segments_table, snapshot_table
+from tasks.resources import open_index, predicted_labels_of_files, segments_table, snapshot_table
 from tasks.settings import Settings
 
 
@@ -21,13 +21,13 @@ def refresh_index_task(
     latest segments version (see tasks.index.refresh); returns what the file index did."""
     logger = get_run_logger()
     # predicted labels ride along once a label set has predictions
-    classes = predicted_classes(settings)
+    predicted = predicted_labels_of_files(settings)
     result = refresh_index(
         open_index(settings),
         snapshot_table(settings),
         rebuild,
         drop_old,
-        classes.column if classes else None,
+        predicted.column if predicted else None,
     )
     if result is None:
         logger.info("no snapshot yet at %s: nothing to index", settings.resolved_snapshot_uri())

@@ -172,7 +172,7 @@ class TableVersion:
         self.data = table.to_pyarrow_dataset() if table is not None else None
         self.partitioned = table is not None and _is_partitioned(table)
 
-    def markers(
+    def rows_under(
         self, prefixes: Sequence[str] | None = None, columns: Sequence[str] = MARKERS
     ) -> pa.Table:
         """``columns`` of the rows whose key starts with one of ``prefixes`` (partition values;
@@ -235,12 +235,12 @@ class KeyedTable:
         """An empty table of ``columns`` (default all), typed as reads return them."""
         return self.cast_read(self.schema.empty_table().select(list(columns or self.schema.names)))
 
-    def markers(
+    def rows_under(
         self, prefixes: Sequence[str] | None = None, columns: Sequence[str] = MARKERS
     ) -> pa.Table:
         """``columns`` of the latest version's rows whose key starts with one of ``prefixes``
         (partition values; None: every row). Partitioned tables read only those partitions."""
-        return self.latest().markers(prefixes, columns)
+        return self.latest().rows_under(prefixes, columns)
 
     def latest(self) -> TableVersion:
         """The latest version, opened once for several reads (an empty one if no table yet)."""

@@ -1,5 +1,5 @@
 """The segments table: one row per segment of every file in the snapshot (``segment_seconds``,
-1 s by default), with its embedding and top labels, so that search can say where in a file a
+1 s by default), with its embedding and AudioSet tags, so that search can say where in a file a
 sound is and anomaly scans can read what ingest computed instead of embedding again.
 
 Versioned with the snapshot: each commit of an ingest writes the segments of its files first,
@@ -26,6 +26,7 @@ from deltalake.table import TableMerger
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.storage.delta import UTC_MICROS, quote_literal
 from tasks.storage.keyed_table import KEY_PREFIX_CHARS, PARTITION_COLUMN, KeyedTable, key_prefixes
+from tasks.storage.snapshots import TAG_SCORES_COLUMN, TAGS_COLUMN
 
 #: Bytes of one stored segment embedding (float16).
 EMBEDDING_BYTES = EMBEDDING_SIZE * 2
@@ -45,8 +46,8 @@ SEGMENTS_SCHEMA = pa.schema(
         # the nominal segment length the file was cut with (AUDIO_EMBEDDINGS_SEGMENT_SECONDS)
         pa.field("segment_seconds", pa.float64()),
         pa.field("embedding", pa.binary()),
-        pa.field("labels", pa.list_(pa.string())),
-        pa.field("label_scores", pa.list_(pa.float32())),
+        pa.field(TAGS_COLUMN, pa.list_(pa.string())),
+        pa.field(TAG_SCORES_COLUMN, pa.list_(pa.float32())),
         pa.field("run_id", pa.string()),
         pa.field("ingested_at", UTC_MICROS),
     ]
@@ -136,7 +137,7 @@ class SegmentsTable(KeyedTable):
         keys = pa.array(sorted(set(file_keys)), pa.string())
         if len(keys) == 0:
             return self.empty(columns)
-        rows = self.latest().markers(
+        rows = self.latest().rows_under(
             sorted(set(key_prefixes(keys).to_pylist())),
             list(dict.fromkeys([*(columns or SEGMENTS_SCHEMA.names), "file_key", "key"])),
         )

@@ -22,6 +22,11 @@ from tasks.storage.keyed_table import KeyedTable
 if TYPE_CHECKING:
     import pandas as pd
 
+#: The columns that hold a file's (or segment's) AudioSet tags and their probabilities. The
+#: tables keep the names their first versions were written with: renaming a Delta column would
+#: rewrite every table. Code outside the storage layer says "tags" (tasks.index.layouts maps).
+TAGS_COLUMN, TAG_SCORES_COLUMN = "labels", "label_scores"
+
 SNAPSHOT_SCHEMA = pa.schema(
     [
         pa.field("key", pa.string(), nullable=False),
@@ -43,8 +48,8 @@ SNAPSHOT_SCHEMA = pa.schema(
         pa.field("num_segments", pa.int32()),
         # Delta has no fixed-size list: stored as list<float32>, cast back on read.
         pa.field("embedding", pa.list_(pa.float32())),
-        pa.field("labels", pa.list_(pa.string())),
-        pa.field("label_scores", pa.list_(pa.float32())),
+        pa.field(TAGS_COLUMN, pa.list_(pa.string())),
+        pa.field(TAG_SCORES_COLUMN, pa.list_(pa.float32())),
         pa.field("model", pa.string()),
         pa.field("checkpoint_sha256", pa.string()),
         # How the vectors were computed (tasks.model.constants.EMBEDDING_METHOD); rows of another

@@ -13,15 +13,13 @@ import soundfile
 from tasks.audio import samples
 from tasks.audio.decode import (
     DOWNMIX_FRAMES,
-    AudioError,
-    AudioErrorKind,
-    TooLongError,
     decode,
     decode_blocks,
     decode_bounded,
     downmix,
     open_audio,
 )
+from tasks.audio.errors import AudioError, AudioErrorKind, TooLongError
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.settings import AudioLimits
 

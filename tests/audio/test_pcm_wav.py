@@ -10,14 +10,8 @@ import pytest
 import soundfile
 
 from tasks.audio import samples
-from tasks.audio.decode import (
-    AudioError,
-    AudioErrorKind,
-    decode,
-    decode_opened,
-    decode_pcm_wav,
-    open_audio,
-)
+from tasks.audio.decode import decode, decode_opened, decode_pcm_wav, open_audio
+from tasks.audio.errors import AudioError, AudioErrorKind
 from tasks.settings import AudioLimits
 
 LIMITS = AudioLimits()

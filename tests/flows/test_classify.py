@@ -36,7 +36,7 @@ def _classes_by_path() -> dict[str, list[str]]:
     return {
         path: sorted(classes or [])
         for path, classes in zip(
-            table["path"].to_pylist(), table["classes"].to_pylist(), strict=True
+            table["path"].to_pylist(), table["predicted_labels"].to_pylist(), strict=True
         )
     }
 
@@ -78,10 +78,10 @@ def test_label_train_classify_and_search_by_predicted_label(
     assert all(stored[path] == ["machine=pump"] for path in pumps)
 
     query = str(folder / "machines/fan/clip-000.wav")
-    hits = search(query=query, top=50, classes=["machine=pump"])
+    hits = search(query=query, top=50, predicted_labels=["machine=pump"])
     assert sorted(h.path for h in hits) == pumps
-    assert all(h.classes == ["machine=pump"] for h in hits)
-    assert search(query=query, top=50, classes=["machine=nothing"]) == []
+    assert all(h.predicted_labels == ["machine=pump"] for h in hits)
+    assert search(query=query, top=50, predicted_labels=["machine=nothing"]) == []
 
     # an edited file keeps no stale label in the index; a deleted one leaves the predictions
     edited, deleted = folder / pumps[0], folder / "machines/valve/clip-005.wav"

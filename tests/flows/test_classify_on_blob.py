@@ -48,5 +48,5 @@ def test_labels_from_blob_metadata_and_every_table_on_blob(
     assert predictions.uri.startswith("az://")
     predicted = {row["path"]: row["best_label"] for row in predictions.read().to_pylist()}
     assert predicted["plant/pump-5.wav"] == "pump" and predicted["plant/valve-5.wav"] == "valve"
-    hits = search(query="plant/pump-5.wav", top=20, classes=["machine=valve"])
+    hits = search(query="plant/pump-5.wav", top=20, predicted_labels=["machine=valve"])
     assert hits and {h.path.split("-")[0] for h in hits} == {"plant/valve"}

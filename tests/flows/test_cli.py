@@ -49,6 +49,30 @@ def test_ingest_and_search_print_readable_tables(catalogue: Path, checkpoint: Pa
     assert lines and lines[0].split("│")[1].strip() == "1"  # itself, ranked first
 
 
+def test_search_filters_by_tag_and_keeps_the_old_option_for_a_release(
+    catalogue: Path, checkpoint: Path
+) -> None:
+    from tasks.settings import Settings
+    from tasks.storage.snapshots import TAGS_COLUMN, read_snapshot
+
+    runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    rows = read_snapshot(Settings().resolved_snapshot_uri(), columns=["path", TAGS_COLUMN])
+    tag = rows[TAGS_COLUMN].iloc[0][0]
+    tagged = {p for p, tags in zip(rows["path"], rows[TAGS_COLUMN], strict=True) if tag in tags}
+    query = ["search", "tones/a220.flac", "--top", "10", "--checkpoint", str(checkpoint)]
+
+    def paths(output: str) -> set[str]:
+        return {p for p in rows["path"] if f" {p} " in output}
+
+    new = runner.invoke(app, [*query, "--tag", tag])
+    assert new.exit_code == 0, new.output
+    assert paths(new.output) == tagged and "deprecated" not in new.output
+    old = runner.invoke(app, [*query, "--label", tag])
+    assert old.exit_code == 0, old.output
+    assert paths(old.output) == tagged
+    assert "--label is deprecated: use --tag" in old.output
+
+
 def test_missing_checkpoint_is_a_clear_error_not_a_traceback(catalogue: Path) -> None:
     result = runner.invoke(app, ["ingest", str(catalogue)])
     assert result.exit_code == 2

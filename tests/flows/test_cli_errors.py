@@ -215,7 +215,7 @@ def test_classify_mistakes_name_the_fix(
 ) -> None:
     query = str(catalogue / "tones/a440.wav")
     assert_user_error(
-        run_cli("search", query, "--where", "gender", env=data_dir), "write LABEL_SET=LABEL"
+        run_cli("search", query, "--predicted", "gender", env=data_dir), "write LABEL_SET=LABEL"
     )
     assert_user_error(
         run_cli("labels", "import", "gender", str(tmp_path / "none.csv"), env=data_dir),

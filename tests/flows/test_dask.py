@@ -10,7 +10,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from flows.ingest import ingest, on_dask
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import TAGS_COLUMN, SnapshotTable
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -43,7 +43,7 @@ def test_dask_run_equals_single_process_run(
 
     a = SnapshotTable(str(tmp_path / "local/snapshots")).read().sort_by("key")
     b = SnapshotTable(str(tmp_path / "dask/snapshots")).read().sort_by("key")
-    for column in ("key", "path", "etag", "num_windows", "labels"):
+    for column in ("key", "path", "etag", "num_windows", TAGS_COLUMN):
         assert a[column].to_pylist() == b[column].to_pylist()
     np.testing.assert_allclose(
         np.stack(a["embedding"].to_numpy(zero_copy_only=False)),

@@ -21,7 +21,7 @@ from tasks.ingest.shard import embed_shard
 from tasks.model.embedder import PannsEmbedder
 from tasks.settings import SearchServiceSettings
 from tasks.storage.segments import SegmentsTable, segment_vectors
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import TAGS_COLUMN, SnapshotTable
 from tasks.storage.sources import LocalSource
 from tests.search_emulator import Faults, SearchEmulator
 
@@ -68,13 +68,13 @@ def test_round_trip_create_fill_query(emulator, snapshot: SnapshotTable) -> None
     for row in snapshot.read().to_pylist():
         hits = index.search(np.asarray(row["embedding"], dtype=np.float32), k=3)
         assert hits[0].key == row["key"] and hits[0].score == pytest.approx(1.0, abs=1e-5)
-        assert hits[0].path == row["path"] and hits[0].labels == row["labels"]
+        assert hits[0].path == row["path"] and hits[0].tags == row[TAGS_COLUMN]
         assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
     definition = emulator.indexes["audio-v1"]
     vector = next(f for f in definition["fields"] if f["name"] == "embedding")
     assert vector["dimensions"] == 2048 and vector["stored"] is False
-    labels = next(f for f in definition["fields"] if f["name"] == "labels")
-    assert labels["filterable"] and labels["facetable"]
+    tags = next(f for f in definition["fields"] if f["name"] == "tags")
+    assert tags["filterable"] and tags["facetable"]
     hnsw = definition["vectorSearch"]["algorithms"][0]["hnswParameters"]
     assert (hnsw["m"], hnsw["efConstruction"], hnsw["efSearch"], hnsw["metric"]) == (
         4,
@@ -153,9 +153,9 @@ def test_filters_with_quotes_neither_fail_nor_widen(emulator, snapshot: Snapshot
     quoted = index.search(query, k=10, where=SearchFilter(path_prefix="it's odd/"))
     assert [h.path for h in quoted] == ["it's odd/o'brien.wav"]
     assert index.search(query, k=10, where=SearchFilter(path_prefix="x' or path ne '")) == []
-    label = snapshot.read().to_pylist()[0]["labels"][0]
-    labelled = index.search(query, k=10, where=SearchFilter(any_labels=(label, "a') or (true")))
-    assert labelled and all(label in h.labels for h in labelled)
+    tag = snapshot.read().to_pylist()[0][TAGS_COLUMN][0]
+    tagged = index.search(query, k=10, where=SearchFilter(any_tags=(tag, "a') or (true")))
+    assert tagged and all(tag in h.tags for h in tagged)
 
 
 def test_rebuild_keeps_the_old_index_serving_until_the_new_one_is_complete(
@@ -193,6 +193,31 @@ def test_a_changed_vector_setting_is_reported_as_incompatible(
     changed.rebuild(snapshot.diff(None), snapshot.uri)
     compression = emulator.indexes["audio-v2"]["vectorSearch"]["compressions"][0]
     assert compression["kind"] == "scalarQuantization"
+
+
+def test_an_index_made_before_the_tag_fields_is_rebuilt_beside_it_by_the_next_refresh(
+    emulator, snapshot: SnapshotTable
+) -> None:
+    from tasks.index.refresh import refresh_index
+
+    index = AzureSearchIndex(_settings(emulator), "audio")
+    refresh_index(index, snapshot)
+    # as an earlier release made it: the AudioSet tags under their old field names
+    old_names = {"tags": "labels", "tag_scores": "label_scores"}
+    for field in emulator.indexes["audio-v1"]["fields"]:
+        field["name"] = old_names.get(field["name"], field["name"])
+    for document in emulator.documents["audio-v1"].values():
+        for new, old in old_names.items():
+            document[old] = document.pop(new)
+    assert index.needs_rebuild()
+
+    result = refresh_index(index, snapshot)
+    assert result is not None and result.rebuilt_index == "audio-v2"
+    assert index.current_index() == "audio-v2" and not index.needs_rebuild()
+    assert "audio-v1" in emulator.indexes  # the old one served until the switch, and is kept
+    row = snapshot.read().to_pylist()[0]
+    hit = index.search(np.asarray(row["embedding"], dtype=np.float32), k=1)[0]
+    assert hit.key == row["key"] and hit.tags == row[TAGS_COLUMN]
 
 
 def test_a_wrong_key_is_refused_and_never_printed(emulator) -> None:
@@ -347,26 +372,32 @@ def test_predicted_labels_are_added_to_an_older_index_set_in_place_and_filtered(
     index.apply(snapshot.diff(None), snapshot.uri)
     # an index deployed before predicted labels existed: no field, no values
     definition = emulator.indexes["audio-v1"]
-    definition["fields"] = [f for f in definition["fields"] if f["name"] != "classes"]
+    definition["fields"] = [f for f in definition["fields"] if f["name"] != "predicted_labels"]
     for document in emulator.documents["audio-v1"].values():
-        document.pop("classes", None)
+        document.pop("predicted_labels", None)
     rows = snapshot.read().to_pylist()
     first, second = rows[0]["key"], rows[1]["key"]
-    index.set_classes({first: ["machine=pump"], second: ["machine=fan"], "not-indexed": ["x=y"]})
-    assert "classes" in {f["name"] for f in emulator.indexes["audio-v1"]["fields"]}
-    assert emulator.documents["audio-v1"][first]["classes"] == ["machine=pump"]
+    index.set_predicted_labels(
+        {first: ["machine=pump"], second: ["machine=fan"], "not-indexed": ["x=y"]}
+    )
+    assert "predicted_labels" in {f["name"] for f in emulator.indexes["audio-v1"]["fields"]}
+    assert emulator.documents["audio-v1"][first]["predicted_labels"] == ["machine=pump"]
     assert "not-indexed" not in emulator.documents["audio-v1"]  # merged, never created
     query = np.asarray(rows[0]["embedding"], dtype=np.float32)
-    hits = index.search(query, k=10, where=SearchFilter(classes=("machine=pump",)))
-    assert [(h.key, h.classes) for h in hits] == [(first, ["machine=pump"])]
-    either = index.search(query, k=10, where=SearchFilter(classes=("machine=pump", "machine=fan")))
+    hits = index.search(query, k=10, where=SearchFilter(predicted_labels=("machine=pump",)))
+    assert [(h.key, h.predicted_labels) for h in hits] == [(first, ["machine=pump"])]
+    either = index.search(
+        query, k=10, where=SearchFilter(predicted_labels=("machine=pump", "machine=fan"))
+    )
     assert {h.key for h in either} == {first, second}
-    # a rebuild writes whole documents: the labels ride along from the classes column
+    # a rebuild writes whole documents: the labels ride along from the predicted_labels column
     refresh_index(
         index,
         snapshot,
         rebuild=True,
-        classes=lambda rows: pa.array([["machine=fan"]] * rows.num_rows, pa.list_(pa.string())),
+        predicted_labels=lambda rows: pa.array(
+            [["machine=fan"]] * rows.num_rows, pa.list_(pa.string())
+        ),
     )
     rebuilt = emulator.documents[index.current_index()]
-    assert {tuple(d["classes"]) for d in rebuilt.values()} == {("machine=fan",)}
+    assert {tuple(d["predicted_labels"]) for d in rebuilt.values()} == {("machine=fan",)}

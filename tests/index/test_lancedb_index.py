@@ -14,7 +14,7 @@ from tasks.index.lancedb_index import LanceDBIndex
 from tasks.ingest.shard import embed_shard
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import TAGS_COLUMN, SnapshotTable
 from tasks.storage.sources import LocalSource
 from tests.snapshot_rows import rows_for, synthetic_items
 
@@ -46,7 +46,7 @@ def test_every_file_is_its_own_nearest_neighbour(filled) -> None:
         assert hits[0].key == row["key"]
         assert hits[0].score == pytest.approx(1.0, abs=1e-4)
         assert hits[0].score >= hits[1].score >= hits[2].score
-        assert hits[0].path == row["path"] and hits[0].labels == row["labels"]
+        assert hits[0].path == row["path"] and hits[0].tags == row[TAGS_COLUMN]
 
 
 def test_refresh_applies_only_the_difference(
@@ -76,9 +76,9 @@ def test_filters_restrict_results_and_quotes_cannot_widen_them(filled) -> None:
     assert [h.path for h in quoted] == ["it's odd/o'brien.wav"]
     injection = index.search(query, k=10, where=SearchFilter(path_prefix="x' OR '1'='1"))
     assert injection == []
-    label = snapshot.read().to_pylist()[0]["labels"][0]
-    labelled = index.search(query, k=10, where=SearchFilter(any_labels=(label, "Nope')--")))
-    assert labelled and all(label in h.labels for h in labelled)
+    tag = snapshot.read().to_pylist()[0][TAGS_COLUMN][0]
+    tagged = index.search(query, k=10, where=SearchFilter(any_tags=(tag, "Nope')--")))
+    assert tagged and all(tag in h.tags for h in tagged)
 
 
 def test_query_vector_of_the_wrong_size_is_refused(filled) -> None:
@@ -131,16 +131,16 @@ def test_an_index_from_before_predicted_labels_gains_them_in_place(tmp_path: Pat
     index.apply(table.diff(None), table.uri)
     # as deployed before the field existed: the same documents without the column
     db = lancedb.connect(str(tmp_path / "index"))
-    old = db.open_table(index.name).to_arrow().drop_columns(["classes"])
+    old = db.open_table(index.name).to_arrow().drop_columns(["predicted_labels"])
     db.create_table(index.name, data=old, mode="overwrite")
-    assert "classes" not in db.open_table(index.name).schema.names
+    assert "predicted_labels" not in db.open_table(index.name).schema.names
 
     reopened = LanceDBIndex(str(tmp_path / "index"))
     first = items[0].key
-    reopened.set_classes({first: ["machine=pump"], "not-indexed": ["machine=fan"]})
+    reopened.set_predicted_labels({first: ["machine=pump"], "not-indexed": ["machine=fan"]})
     vector = np.asarray(table.read().to_pylist()[0]["embedding"], dtype=np.float32)
-    where = SearchFilter(classes=("machine=pump",))
-    assert [(h.key, h.classes) for h in reopened.search(vector, k=6, where=where)] == [
+    where = SearchFilter(predicted_labels=("machine=pump",))
+    assert [(h.key, h.predicted_labels) for h in reopened.search(vector, k=6, where=where)] == [
         (first, ["machine=pump"])
     ]
     assert reopened.count() == 6  # a merge never inserts
@@ -150,14 +150,50 @@ def test_an_index_from_before_predicted_labels_gains_them_in_place(tmp_path: Pat
     refresh_index(
         reopened,
         table,
-        classes=lambda rows: pa.array(
+        predicted_labels=lambda rows: pa.array(
             [["machine=fan"] if key == items[1].key else [] for key in rows["key"].to_pylist()],
             pa.list_(pa.string()),
         ),
     )
     stored = {
-        row["key"]: row["classes"]
-        for row in db.open_table(index.name).to_arrow().select(["key", "classes"]).to_pylist()
+        row["key"]: row["predicted_labels"]
+        for row in db.open_table(index.name)
+        .to_arrow()
+        .select(["key", "predicted_labels"])
+        .to_pylist()
     }
     assert stored[first] == [] and stored[items[1].key] == ["machine=fan"]
     assert stored[items[2].key] is None  # untouched by the refresh: never labelled
+
+
+def test_an_index_written_before_the_tag_fields_is_rebuilt_by_the_next_refresh(
+    tmp_path: Path,
+) -> None:
+    import lancedb
+
+    from tasks.index.refresh import refresh_index
+
+    table = SnapshotTable(str(tmp_path / "snap"))
+    rows = rows_for(synthetic_items(4), "r1")
+    tags = pa.array([[f"Tag {i}"] for i in range(4)], pa.list_(pa.string()))
+    table.commit(
+        rows.set_column(rows.schema.get_field_index(TAGS_COLUMN), TAGS_COLUMN, tags), [], "r1"
+    )
+    index = LanceDBIndex(str(tmp_path / "index"))
+    refresh_index(index, table)
+    # as an earlier release wrote it: the AudioSet tags under their old field names
+    db = lancedb.connect(str(tmp_path / "index"))
+    old = db.open_table(index.name).to_arrow()
+    old = old.rename_columns(
+        [{"tags": "labels", "tag_scores": "label_scores"}.get(n, n) for n in old.column_names]
+    )
+    db.create_table(index.name, data=old, mode="overwrite")
+    assert index.needs_rebuild()
+
+    result = refresh_index(index, table)  # nothing changed in the table, yet it rebuilds
+    assert result is not None and result.rebuilt_index
+    assert not index.needs_rebuild() and index.count() == 4
+    for row in table.read().to_pylist():
+        hit = index.search(np.asarray(row["embedding"], dtype=np.float32), k=1)[0]
+        assert (hit.key, hit.tags) == (row["key"], row[TAGS_COLUMN])
+    assert refresh_index(index, table).rebuilt_index is None  # and then it is current

@@ -13,7 +13,8 @@ import soundfile as sf
 from tasks.ingest.shard import embed_shard
 from tasks.model.constants import MODEL_SAMPLE_RATE
 from tasks.model.embedder import PannsEmbedder
-from tasks.model.labels import top_labels_of_rows
+from tasks.model.tags import top_tags_of_rows
+from tasks.storage.snapshots import TAGS_COLUMN
 from tasks.storage.sources import LocalSource
 
 
@@ -32,7 +33,7 @@ def test_rows_built_in_groups_are_each_files_own(catalogue: Path, embedder: Pann
     for row in grouped.rows.to_pylist():
         alone = embedder.embed_file(row["path"], (catalogue / row["path"]).read_bytes())
         np.testing.assert_allclose(row["embedding"], alone.embedding, rtol=1e-4, atol=1e-5)
-        assert row["labels"] == top_labels_of_rows(alone.probabilities[None], 5)[0][0]
+        assert row[TAGS_COLUMN] == top_tags_of_rows(alone.probabilities[None], 5)[0][0]
         assert row["key"] == next(i.key for i in source.list_items() if i.path == row["path"])
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tasks.audio import samples
-from tasks.audio.decode import AudioError
+from tasks.audio.errors import AudioError
 from tasks.ingest import stream
 from tasks.ingest.stream import Embedded, embed_items
 from tasks.model.embedder import PannsEmbedder

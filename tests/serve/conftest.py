@@ -115,14 +115,14 @@ def _predict_kinds(settings: Settings) -> None:
     rest: other; the chirp abstained), given to the index as the flow does."""
     import pyarrow as pa
 
-    from tasks.classify.classes import push_classes
     from tasks.classify.labelsets import LABEL_SETS_SCHEMA
+    from tasks.classify.predicted_labels import push_predicted_labels
     from tasks.classify.store import PREDICTIONS_SCHEMA
     from tasks.resources import (
         label_sets,
         open_catalogue,
         open_index,
-        predicted_classes,
+        predicted_labels_of_files,
         predictions_table,
         snapshot_table,
     )
@@ -149,9 +149,9 @@ def _predict_kinds(settings: Settings) -> None:
         )
     table = pa.Table.from_pylist(predictions, schema=PREDICTIONS_SCHEMA)
     predictions_table(settings, "kind").commit(table, [], "test")
-    push_classes(
+    push_predicted_labels(
         snapshot_table(settings),
-        predicted_classes(settings),
+        predicted_labels_of_files(settings),
         open_index(settings),
         [r["key"] for r in rows],
     )

@@ -98,7 +98,7 @@ def test_search_by_upload_listen_and_refine(served: Served, browser) -> None:
     results = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#results li.hit"))
     assert results[0].find_element(By.CLASS_NAME, "path").text == "tones/a440.wav"
     assert "matches for a440.wav" in browser.find_element(By.ID, "search-status").text
-    assert results[0].find_elements(By.CLASS_NAME, "chip")  # its AudioSet labels
+    assert results[0].find_elements(By.CLASS_NAME, "chip")  # its AudioSet tags
     screenshot(browser, "serve-search.png")
 
     state = play(browser, results[0].find_element(By.TAG_NAME, "audio"))

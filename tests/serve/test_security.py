@@ -66,7 +66,13 @@ def test_with_an_api_key_every_api_route_needs_it_and_the_page_logs_in(served: S
         item = app.get("/api/search", params={"path": A440}, headers={"X-API-Key": key})
         assert item.status_code == 200
         audio_url = item.json()["hits"][0]["audio_url"]
-        for path in ("/api/search?path=" + A440, audio_url, "/api/anomalies", "/api/labels"):
+        for path in (
+            "/api/search?path=" + A440,
+            audio_url,
+            "/api/anomalies",
+            "/api/tags",
+            "/api/labels",
+        ):
             assert app.get(path).status_code == 401, path
             assert app.get(path, headers={"X-API-Key": "wrong"}).status_code == 401, path
         assert app.get("/healthz").status_code == 200  # probes carry no key

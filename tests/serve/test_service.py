@@ -38,7 +38,7 @@ def test_an_uploaded_file_finds_itself_first_with_what_a_player_needs(served: Se
     assert len(answer["hits"]) == 3
     best = answer["hits"][0]
     assert best["path"] == A440 and best["score"] == pytest.approx(1.0, abs=1e-4)
-    assert best["duration_seconds"] == pytest.approx(3.0) and best["labels"]
+    assert best["duration_seconds"] == pytest.approx(3.0) and best["tags"]
     assert best["audio_url"] == f"/api/audio/{best['key']}"
     assert answer["embed_ms"] > 0
 
@@ -61,9 +61,13 @@ def test_a_catalogue_item_by_key_or_path_searches_like_its_upload(served: Served
 def test_filters_and_segments(served: Served) -> None:
     tones = upload(served, A440, top="10", path_prefix="tones/").json()["hits"]
     assert {h["path"] for h in tones} == {"tones/a440.wav", "tones/a220.flac"}
-    label = tones[0]["labels"][0]
-    labelled = upload(served, A440, top="10", label=label).json()["hits"]
-    assert labelled and all(label in h["labels"] for h in labelled)
+    tag = tones[0]["tags"][0]
+    tagged = upload(served, A440, top="10", tag=tag).json()["hits"]
+    assert tagged and all(tag in h["tags"] for h in tagged)
+    # the names before the glossary still work for a release: the same filter, the same fields
+    old = upload(served, A440, top="10", label=tag).json()["hits"]
+    assert [h["key"] for h in old] == [h["key"] for h in tagged]
+    assert all(h["labels"] == h["tags"] and h["classes"] == h["predicted_labels"] for h in old)
     segments = _checked(
         httpx.get(
             f"{served.url}/api/search",
@@ -165,6 +169,14 @@ def test_health_schema_and_page(served: Served) -> None:
     for path in ("/api/search", "/api/audio/{key}", "/api/anomalies", "/healthz"):
         assert path in schema["paths"]
     assert "multipart/form-data" in schema["paths"]["/api/search"]["post"]["requestBody"]["content"]
+    # the names before the glossary are marked deprecated, and still answer
+    assert schema["paths"]["/api/labels"]["get"]["deprecated"] is True
+    old_names = {
+        p["name"]: p.get("deprecated") for p in schema["paths"]["/api/search"]["get"]["parameters"]
+    }
+    assert old_names["label"] is old_names["where"] is True and not old_names["tag"]
+    tags = httpx.get(f"{served.url}/api/tags").json()
+    assert "Speech" in tags and httpx.get(f"{served.url}/api/labels").json() == tags
     page = httpx.get(served.url + "/")
     assert page.status_code == 200 and 'id="query-file"' in page.text
     assert httpx.get(served.url + "/static/app.js").status_code == 200
@@ -173,12 +185,19 @@ def test_health_schema_and_page(served: Served) -> None:
 def test_predicted_labels_are_facets_and_filters(served: Served) -> None:
     facets = _checked(httpx.get(f"{served.url}/api/predicted-labels")).json()
     assert facets == {"kind": {"other": 2, "tonal": 2}}  # the abstained chirp is in neither
-    tonal = upload(served, A440, top="10", where="kind=tonal").json()["hits"]
+    tonal = upload(served, A440, top="10", predicted="kind=tonal").json()["hits"]
     assert {h["path"] for h in tonal} == {"tones/a440.wav", "tones/a220.flac"}
-    assert all(h["classes"] == ["kind=tonal"] for h in tonal)
+    assert all(h["predicted_labels"] == ["kind=tonal"] for h in tonal)
+    deprecated = upload(served, A440, top="10", where="kind=tonal").json()["hits"]
+    assert [h["key"] for h in deprecated] == [h["key"] for h in tonal]
     by_path = httpx.get(
         f"{served.url}/api/search",
-        params=[("path", A440), ("top", 10), ("where", "kind=other"), ("where", "kind=tonal")],
+        params=[
+            ("path", A440),
+            ("top", 10),
+            ("predicted", "kind=other"),
+            ("predicted", "kind=tonal"),
+        ],
     ).json()["hits"]
     assert {h["path"] for h in by_path} == {
         "tones/a440.wav",
@@ -186,7 +205,7 @@ def test_predicted_labels_are_facets_and_filters(served: Served) -> None:
         "noise/white.ogg",
         "machines/ticker.wav",
     }
-    refused = upload(served, A440, where="kind")
+    refused = upload(served, A440, predicted="kind")
     assert refused.status_code == 400 and "LABEL_SET=LABEL" in refused.json()["detail"]
-    segments = upload(served, A440, where="kind=tonal", segments="true")
+    segments = upload(served, A440, predicted="kind=tonal", segments="true")
     assert segments.status_code == 400 and "file search only" in segments.json()["detail"]

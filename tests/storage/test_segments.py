@@ -17,6 +17,7 @@ from tasks.storage.segments import (
     segment_key,
     segment_vectors,
 )
+from tasks.storage.snapshots import TAG_SCORES_COLUMN, TAGS_COLUMN
 
 
 def _segments(file_key: str, count: int, run_id: str, seed: int = 0) -> tuple[pa.Table, np.ndarray]:
@@ -32,8 +33,8 @@ def _segments(file_key: str, count: int, run_id: str, seed: int = 0) -> tuple[pa
         "end_seconds": [float(i + 1) for i in range(count)],
         "segment_seconds": [1.0] * count,
         "embedding": encode_vectors(vectors),
-        "labels": [["Speech"]] * count,
-        "label_scores": [[0.5]] * count,
+        TAGS_COLUMN: [["Speech"]] * count,
+        TAG_SCORES_COLUMN: [[0.5]] * count,
         "run_id": [run_id] * count,
         "ingested_at": [datetime.now(UTC)] * count,
     }

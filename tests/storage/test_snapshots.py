@@ -14,7 +14,13 @@ from tasks.audio import samples
 from tasks.ingest.shard import embed_shard
 from tasks.model.constants import EMBEDDING_SIZE
 from tasks.model.embedder import PannsEmbedder
-from tasks.storage.snapshots import SNAPSHOT_SCHEMA, SnapshotTable, read_snapshot
+from tasks.storage.snapshots import (
+    SNAPSHOT_SCHEMA,
+    TAG_SCORES_COLUMN,
+    TAGS_COLUMN,
+    SnapshotTable,
+    read_snapshot,
+)
 from tasks.storage.sources import LocalSource
 
 
@@ -36,8 +42,8 @@ def test_commit_writes_one_version_and_reads_back_fixed_size_embeddings(
     row = {r["path"]: r for r in data.to_pylist()}["tones/a440.wav"]
     assert row["sample_rate"] == 44_100 and row["channels"] == 2
     assert row["duration_seconds"] == pytest.approx(3.0)
-    assert row["num_windows"] == 2 and len(row["labels"]) == 5
-    assert row["label_scores"] == sorted(row["label_scores"], reverse=True)
+    assert row["num_windows"] == 2 and len(row[TAGS_COLUMN]) == 5
+    assert row[TAG_SCORES_COLUMN] == sorted(row[TAG_SCORES_COLUMN], reverse=True)
     assert row["model"] == "Cnn14" and row["checkpoint_sha256"] == embedder.checkpoint_sha256
     history = DeltaTable(table.uri).history(1)[0]
     assert history["audio_embeddings.run_id"] == "run-1"
@@ -115,7 +121,7 @@ def test_a_script_that_reads_a_snapshot_exits_cleanly(
         "import sys\n"
         "from tasks.storage.snapshots import SnapshotTable, read_snapshot\n"
         "table = SnapshotTable(sys.argv[1])\n"
-        "print(table.markers().num_rows, table.read(columns=['key', 'path']).num_rows,\n"
+        "print(table.rows_under().num_rows, table.read(columns=['key', 'path']).num_rows,\n"
         "      table.diff(None).upserts.num_rows,\n"
         "      len(read_snapshot(sys.argv[1], columns=['key'])))\n"
     )

@@ -50,10 +50,10 @@ function options() {
   const form = new URLSearchParams();
   form.set("top", $("top").value);
   if ($("path-prefix").value.trim()) form.set("path_prefix", $("path-prefix").value.trim());
-  if ($("label").value.trim()) form.append("label", $("label").value.trim());
+  if ($("tag").value.trim()) form.append("tag", $("tag").value.trim());
   if ($("segments").checked) form.set("segments", "true");
   for (const facet of document.querySelectorAll("#facets select")) {
-    if (facet.value) form.append("where", `${facet.dataset.labelSet}=${facet.value}`);
+    if (facet.value) form.append("predicted", `${facet.dataset.labelSet}=${facet.value}`);
   }
   return form;
 }
@@ -64,9 +64,9 @@ function showResults(answer) {
   $("search-status").textContent = `${answer.hits.length} matches for ${answer.query} · query vector ${answer.embed_ms} ms, index ${answer.search_ms} ms`;
   answer.hits.forEach((hit, i) => {
     const where = hit.start_seconds != null ? ` · ${seconds(hit.start_seconds)} – ${seconds(hit.end_seconds)}` : "";
-    const chips = element("span", { class: "chips" }, ...hit.labels.map((label) =>
-      element("span", { class: "chip", title: "filter by this label", onclick: () => { $("label").value = label; search(); } }, label)),
-      ...(hit.classes || []).map((value) => {
+    const chips = element("span", { class: "chips" }, ...hit.tags.map((tag) =>
+      element("span", { class: "chip", title: "filter by this AudioSet tag", onclick: () => { $("tag").value = tag; search(); } }, tag)),
+      ...(hit.predicted_labels || []).map((value) => {
         const [labelSet, label] = value.split("=");
         return element("span", { class: "chip predicted", title: `predicted ${labelSet}: filter by it`, onclick: () => { facetSelect(labelSet).value = label; search(); } }, value);
       }));
@@ -177,13 +177,13 @@ document.addEventListener("DOMContentLoaded", () => {
       await api("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ api_key: $("api-key").value }) });
       $("login").hidden = true;
       $("login-error").textContent = "";
-      loadLabels();
+      loadTags();
     } catch (error) {
       $("login-error").textContent = error.message;
     }
   });
   if (location.hash === "#anomalies") show("anomalies");
-  loadLabels();
+  loadTags();
   loadFacets();
   fetch("/healthz").then((r) => r.json()).then((health) => {
     $("health").textContent = `${health.files_indexed.toLocaleString()} files indexed · ${health.model} on ${health.device}${health.official_checkpoint ? "" : " · random/unofficial weights"}`;
@@ -205,9 +205,9 @@ async function loadFacets() {
   } catch (_) { /* no predicted labels yet */ }
 }
 
-async function loadLabels() {
+async function loadTags() {
   try {
-    const labels = await api("/api/labels");
-    $("labels").replaceChildren(...labels.map((label) => element("option", { value: label })));
+    const tags = await api("/api/tags");
+    $("tags").replaceChildren(...tags.map((tag) => element("option", { value: tag })));
   } catch (_) { /* shown when the user acts */ }
 }

@@ -1,5 +1,5 @@
 """The catalogue as the page needs it: a file's audio (with byte ranges, so players seek), the
-AudioSet labels and the predicted labels to filter by."""
+AudioSet tags and the predicted labels to filter by."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import mimetypes
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from tasks.model.labels import audioset_labels
+from tasks.model.tags import audioset_tags
 from tasks.serve.dependencies import Service
 from tasks.serve.ranges import RangeNotSatisfiableError, requested_range
 from tasks.serve.service import SearchService
@@ -31,16 +31,22 @@ def audio(key: str, request: Request, service: Service) -> Response:
     return _blob_response(service, item.source_uri, item.size_bytes, media_type, request)
 
 
-@router.get("/labels")
+@router.get("/tags")
+def tags() -> list[str]:
+    """The AudioSet class names files can be tagged with."""
+    return sorted(audioset_tags().names)
+
+
+@router.get("/labels", deprecated=True)
 def labels() -> list[str]:
-    """The AudioSet label names files are tagged with."""
-    return sorted(audioset_labels().names)
+    """Deprecated: the same as ``/api/tags``."""
+    return tags()
 
 
 @router.get("/predicted-labels")
 def predicted_labels(service: Service) -> dict[str, dict[str, int]]:
     """Each label set's predicted labels and how many files carry each (the page's
-    facets; filter with ``where=LABEL_SET=LABEL``)."""
+    facets; filter with ``predicted=LABEL_SET=LABEL``)."""
     return service.predicted_labels()
 
 

@@ -24,19 +24,30 @@ async def search_upload(
     file: Annotated[UploadFile, File(description="The query audio (any decodable format)")],
     top: Annotated[int, Form(ge=1, le=1000)] = 10,
     path_prefix: Annotated[str | None, Form()] = None,
-    label: Annotated[list[str] | None, Form()] = None,
+    tag: Annotated[list[str] | None, Form(description="AudioSet tag (repeatable: any)")] = None,
     segments: Annotated[bool, Form()] = False,
     per_file: Annotated[int, Form(ge=1, le=100)] = 1,
-    where: Annotated[
+    predicted: Annotated[
         list[str] | None,
         Form(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+    ] = None,
+    label: Annotated[
+        list[str] | None, Form(deprecated=True, description="Deprecated: use tag")
+    ] = None,
+    where: Annotated[
+        list[str] | None, Form(deprecated=True, description="Deprecated: use predicted")
     ] = None,
 ) -> SearchResponse:
     """Search with an uploaded file: decoded by the pipeline's checked decoder."""
     data = await read_limited(file, settings.serve_max_upload_bytes)
     audio = QueryAudio(file.filename or "upload", data)
     options = SearchOptions(
-        top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+        top,
+        path_prefix,
+        (*(tag or ()), *(label or ())),
+        segments,
+        per_file,
+        (*(predicted or ()), *(where or ())),
     )
     answer = await anyio.to_thread.run_sync(service.search_audio, audio, options, deadline)
     return SearchResponse.of(answer)
@@ -51,12 +62,18 @@ def search_by_reference(
     url: Annotated[str | None, Query(description="az://container/blob, or the blob's URL")] = None,
     top: Annotated[int, Query(ge=1, le=1000)] = 10,
     path_prefix: str | None = None,
-    label: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query(description="AudioSet tag (repeatable: any)")] = None,
     segments: bool = False,
     per_file: Annotated[int, Query(ge=1, le=100)] = 1,
-    where: Annotated[
+    predicted: Annotated[
         list[str] | None,
         Query(description="Predicted label LABEL_SET=LABEL (repeatable; files only)"),
+    ] = None,
+    label: Annotated[
+        list[str] | None, Query(deprecated=True, description="Deprecated: use tag")
+    ] = None,
+    where: Annotated[
+        list[str] | None, Query(deprecated=True, description="Deprecated: use predicted")
     ] = None,
 ) -> SearchResponse:
     """Search with a file of the catalogue (its stored vector) or a blob."""
@@ -64,7 +81,12 @@ def search_by_reference(
     if len(given) != 1:
         raise HTTPException(422, "give exactly one of key, path or url")
     options = SearchOptions(
-        top, path_prefix, tuple(label or ()), segments, per_file, tuple(where or ())
+        top,
+        path_prefix,
+        (*(tag or ()), *(label or ())),
+        segments,
+        per_file,
+        (*(predicted or ()), *(where or ())),
     )
     if url:
         return SearchResponse.of(service.search_blob(url, options, deadline))

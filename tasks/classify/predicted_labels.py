@@ -1,6 +1,7 @@
 """Predicted labels as a search field: each indexed file carries ``<label set>=<label>`` for
 every label set whose (non-abstained) prediction was made from the file's current version, in
-a ``classes`` field that both index backends filter on (``search --where gender=female``)."""
+a ``predicted_labels`` field that both index backends filter on (``search --predicted
+gender=female``)."""
 
 from __future__ import annotations
 
@@ -20,36 +21,38 @@ if TYPE_CHECKING:  # scikit-learn stays out of the CLI's start-up
     from tasks.index.interface import VectorIndex
     from tasks.storage.snapshots import SnapshotTable
 
-CLASSES_TYPE = pa.list_(pa.string())
+PREDICTED_LABELS_TYPE = pa.list_(pa.string())
 
 
-def class_value(label_set: str, label: str) -> str:
+def predicted_label_value(label_set: str, label: str) -> str:
     """The field value of a predicted label."""
     return f"{label_set}={label}"
 
 
-def parse_class_filter(text: str) -> str:
-    """A ``--where`` argument (``label_set=label``) as a field value; a clear error if it is not
-    one."""
+def parse_predicted_label(text: str) -> str:
+    """A ``--predicted`` argument (``label_set=label``) as a field value; a clear error if it is
+    not one."""
     label_set, separator, label = text.partition("=")
     if not separator or not label.strip():
-        raise UserError(f"--where {text!r}: write LABEL_SET=LABEL, e.g. --where gender=female")
-    return class_value(check_name(label_set.strip()), label.strip())
+        raise UserError(
+            f"--predicted {text!r}: write LABEL_SET=LABEL, e.g. --predicted gender=female"
+        )
+    return predicted_label_value(check_name(label_set.strip()), label.strip())
 
 
 def predicted_label_filter(values: Iterable[str], segments: bool) -> tuple[str, ...]:
-    """``--where`` arguments (``where=`` on the service) as field values; refused for a segment
-    search, whose index has no predicted labels."""
-    wanted = tuple(parse_class_filter(value) for value in values)
+    """``--predicted`` arguments (``predicted=`` on the service) as field values; refused for a
+    segment search, whose index has no predicted labels."""
+    wanted = tuple(parse_predicted_label(value) for value in values)
     if wanted and segments:
         raise UserError(
             "predicted labels filter file search only: drop --segments (segments=true), or "
-            "search segments without --where"
+            "search segments without --predicted"
         )
     return wanted
 
 
-class PredictedClasses:
+class PredictedLabels:
     """The predicted labels of files as index values, read from every label set's predictions
     table (each opened once) for the files asked about only: a refresh over a million files
     holds one chunk's predictions at a time."""
@@ -77,7 +80,7 @@ class PredictedClasses:
                 *(rows[name].to_pylist() for name in ("key", "etag", "label_set", "label")),
                 strict=True,
             ):
-                found.setdefault(key, []).append((etag, class_value(label_set, label)))
+                found.setdefault(key, []).append((etag, predicted_label_value(label_set, label)))
         return found
 
     def values(self, keys: list[str], etags: list[str]) -> dict[str, list[str]]:
@@ -89,15 +92,15 @@ class PredictedClasses:
         }
 
     def column(self, rows: pa.Table) -> pa.Array:
-        """The ``classes`` column for snapshot ``rows`` (with ``key`` and ``etag``)."""
+        """The ``predicted_labels`` column for snapshot ``rows`` (with ``key`` and ``etag``)."""
         keys = rows["key"].to_pylist()
         values = self.values(keys, rows["etag"].to_pylist())
-        return pa.array([values[key] for key in keys], CLASSES_TYPE)
+        return pa.array([values[key] for key in keys], PREDICTED_LABELS_TYPE)
 
 
-def push_classes(
+def push_predicted_labels(
     snapshot: SnapshotTable,
-    classes: PredictedClasses,
+    predicted: PredictedLabels,
     index: VectorIndex,
     keys: list[str],
     chunk: int = 4_096,
@@ -110,7 +113,7 @@ def push_classes(
     for start in range(0, len(ordered), chunk):
         part = ordered[start : start + chunk]
         prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in part})
-        markers = latest.markers(prefixes, ("key", "etag"))
+        markers = latest.rows_under(prefixes, ("key", "etag"))
         etags = dict(zip(markers["key"].to_pylist(), markers["etag"].to_pylist(), strict=True))
         present = [key for key in part if key in etags]  # the rest left the catalogue
-        index.set_classes(classes.values(present, [etags[key] for key in present]))
+        index.set_predicted_labels(predicted.values(present, [etags[key] for key in present]))
