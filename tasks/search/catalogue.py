@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyarrow.compute as pc
@@ -56,6 +57,17 @@ class Catalogue:
             return None
         rows = scan(version.data, _ITEM_COLUMNS, text_field("path") == key_or_path)
         return _item(rows.to_pylist()[0]) if rows.num_rows else None
+
+    def recorded_at(self, keys: list[str]) -> dict[str, datetime]:
+        """key -> the file's ``last_modified``, for the keys still in the snapshot (only their
+        partitions are read)."""
+        wanted = [key for key in set(keys) if _KEY.match(key)]
+        if not wanted:
+            return {}
+        prefixes = sorted({key[:KEY_PREFIX_CHARS] for key in wanted})
+        rows = self.snapshot.latest().rows_under(prefixes, ("key", "last_modified"))
+        found = dict(zip(rows["key"].to_pylist(), rows["last_modified"].to_pylist(), strict=True))
+        return {key: found[key] for key in wanted if found.get(key) is not None}
 
     def file_vector(self, key: str) -> np.ndarray | None:
         """The file's stored embedding [2048], or None."""

@@ -83,3 +83,25 @@ class Login(BaseModel):
 def audio_url(key: str) -> str:
     """Where the service plays a catalogue file's audio."""
     return f"/api/audio/{key}"
+
+
+class TrendPoint(BaseModel):
+    """One clip on a machine's trend, at the time it was recorded."""
+
+    key: str
+    path: str
+    machine: str
+    at: str = Field(description="When the clip was recorded (its file's last_modified), ISO 8601")
+    verdict: str = Field(description="normal, anomaly or silent")
+    score: float | None = Field(description="The worst window's score; none for a silent clip")
+    threshold: float = Field(description="The threshold the clip's scan judged it against")
+    worst_window_start_seconds: float | None
+    window_seconds: float | None
+    audio_url: str
+
+
+class Trend(BaseModel):
+    """Every machine scanned, and the points asked for, oldest first."""
+
+    machines: list[str]
+    points: list[TrendPoint]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.compute as pc
 
+from tasks.anomaly.trends import MAX_TREND_POINTS, TrendPoint, machine_trends
 from tasks.audio.decode import DecodedAudio, decode_bounded
 from tasks.audio.errors import TooLongError
 from tasks.classify.predicted_labels import predicted_label_filter
@@ -225,6 +227,19 @@ class SearchService:
         listed = rows.to_pylist()
         listed.sort(key=_most_urgent_first)
         return listed[:limit]
+
+    def anomaly_trend(
+        self,
+        machine: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = MAX_TREND_POINTS,
+    ) -> tuple[list[str], list[TrendPoint]]:
+        """Every machine scanned, and the trend points of one (None: all), oldest first."""
+        verdicts = self.anomalies_store.latest_verdicts()
+        machines = sorted({group or "" for group in verdicts["group"].to_pylist()})
+        recorded_at = self.catalogue.recorded_at(verdicts["key"].to_pylist())
+        return machines, machine_trends(verdicts, recorded_at, machine, since, until, limit)
 
     def predicted_labels(self) -> dict[str, dict[str, int]]:
         """Each label set's predicted labels and how many files carry them (abstentions

@@ -81,9 +81,9 @@ def served(
         keys = dict(zip(listed["path"].to_pylist(), listed["key"].to_pylist(), strict=True))
         anomaly_store(settings).record_results(
             [
-                _clip(keys, "machines/ticker.wav", 3.0, worst=2.0),
-                _clip(keys, "noise/white.ogg", 0.5, worst=0.0),
-                _clip(keys, "sweeps/chirp.mp3", 1.5, worst=1.0),
+                _clip(keys, "machines/ticker.wav", 3.0, worst=2.0, machine="pump-1"),
+                _clip(keys, "noise/white.ogg", 0.5, worst=0.0, machine="pump-1"),
+                _clip(keys, "sweeps/chirp.mp3", 1.5, worst=1.0, machine="fan-2"),
             ],
             run_id="scan-1",
             snapshot_version=1,
@@ -97,11 +97,11 @@ def served(
         service.close()
 
 
-def _clip(keys: dict[str, str], path: str, score: float, worst: float) -> ClipScore:
+def _clip(keys: dict[str, str], path: str, score: float, worst: float, machine: str) -> ClipScore:
     return ClipScore(
         key=keys[path],
         path=path,
-        group="",
+        group=machine,
         score=score,
         threshold=1.0,
         is_anomaly=score > 1.0,

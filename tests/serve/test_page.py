@@ -145,3 +145,40 @@ def test_anomaly_view_player_starts_at_the_worst_window(served: Served, browser)
     # the worst window, 2-3 s of a 5 s clip
     assert marker.get_attribute("style") == "left: 40%; width: 20%;"
     screenshot(browser, "serve-anomalies.png")
+
+
+def test_anomaly_trend_draws_each_machines_threshold_and_a_click_plays_the_worst_window(
+    served: Served, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(served.url + "/#anomalies")
+    points = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#trend .point"))
+    assert len(points) == 3
+    lines = browser.find_elements(By.CSS_SELECTOR, "#trend path.threshold")
+    assert {line.get_attribute("data-machine") for line in lines} == {"pump-1", "fan-2"}
+    for line in lines:  # a drawn line, across the chart: its path has a real extent
+        box = browser.execute_script("return arguments[0].getBBox().width", line)
+        assert box > 100
+    # each point carries the threshold it was judged against: 1.0 for every clip here, so the
+    # anomalous clips sit above the line and the normal one below it
+    ticker = browser.find_element(By.CSS_SELECTOR, '#trend .point[data-path="machines/ticker.wav"]')
+    white = browser.find_element(By.CSS_SELECTOR, '#trend .point[data-path="noise/white.ogg"]')
+    line_y = browser.execute_script(
+        "const p = arguments[0].getPointAtLength(0); return p.y;", lines[0]
+    )
+    assert float(ticker.get_attribute("cy")) < line_y < float(white.get_attribute("cy"))
+    assert "anomaly" in ticker.get_attribute("class")
+
+    Select(browser.find_element(By.ID, "trend-machine")).select_by_value("pump-1")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#trend .point")) == 2)
+    ticker = browser.find_element(By.CSS_SELECTOR, '#trend .point[data-path="machines/ticker.wav"]')
+    ticker.click()
+    player = browser.find_element(By.ID, "trend-player")
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].readyState", player) >= 1)
+    assert player.get_attribute("src").endswith("#t=2")
+    # it plays from the worst window on (2 s into the clip), not from the start
+    started = browser.execute_script("return arguments[0].currentTime", player)
+    assert 2.0 <= started < 3.0
+    screenshot(browser, "serve-anomaly-trend.png")

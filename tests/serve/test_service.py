@@ -209,3 +209,30 @@ def test_predicted_labels_are_facets_and_filters(served: Served) -> None:
     assert refused.status_code == 400 and "LABEL_SET=LABEL" in refused.json()["detail"]
     segments = upload(served, A440, predicted="kind=tonal", segments="true")
     assert segments.status_code == 400 and "file search only" in segments.json()["detail"]
+
+
+def test_anomaly_trends_place_each_clip_at_its_recording_time(served: Served) -> None:
+    from datetime import datetime
+
+    trend = _checked(httpx.get(f"{served.url}/api/anomalies/trend")).json()
+    assert trend["machines"] == ["fan-2", "pump-1"] and len(trend["points"]) == 3
+    pump = _checked(
+        httpx.get(f"{served.url}/api/anomalies/trend", params={"machine": "pump-1"})
+    ).json()["points"]
+    assert {p["path"] for p in pump} == {"machines/ticker.wav", "noise/white.ogg"}
+    for point in pump:  # at the file's modification time, oldest first, with its threshold
+        recorded = datetime.fromtimestamp((served.catalogue / point["path"]).stat().st_mtime)
+        assert abs(datetime.fromisoformat(point["at"]).timestamp() - recorded.timestamp()) < 1e-3
+        assert point["threshold"] == 1.0 and point["audio_url"].startswith("/api/audio/")
+    assert [p["at"] for p in pump] == sorted(p["at"] for p in pump)
+    assert {p["path"]: p["verdict"] for p in pump} == {
+        "machines/ticker.wav": "anomaly",
+        "noise/white.ogg": "normal",
+    }
+    later = httpx.get(
+        f"{served.url}/api/anomalies/trend", params={"since": "2999-01-01T00:00:00"}
+    ).json()
+    assert later["points"] == [] and later["machines"] == ["fan-2", "pump-1"]
+    assert (
+        httpx.get(f"{served.url}/api/anomalies/trend", params={"since": "nope"}).status_code == 422
+    )

@@ -149,11 +149,100 @@ async function loadAnomalies() {
   }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+const MACHINE_COLOURS = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2"];
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+async function loadTrend() {
+  const params = new URLSearchParams();
+  const chosen = $("trend-machine").value;
+  if (chosen) params.set("machine", chosen);
+  if ($("trend-since").value) params.set("since", `${$("trend-since").value}T00:00:00`);
+  try {
+    const trend = await api(`/api/anomalies/trend?${params}`);
+    $("trend-machine").replaceChildren(element("option", { value: "" }, "all machines"),
+      ...trend.machines.map((name) => element("option", { value: name }, name || "(no machine)")));
+    $("trend-machine").value = chosen;
+    drawTrend(trend.points, trend.machines);
+  } catch (error) {
+    $("trend-status").textContent = `error: ${error.message}`;
+  }
+}
+
+// Score against recording time: one colour per machine, its threshold as a step line (each
+// point keeps the threshold it was judged against), anomalies filled red, silent clips as ticks
+// on the time axis. A click plays the clip from its worst window.
+function drawTrend(points, machines) {
+  const chart = $("trend");
+  const [width, height, left, right, top, bottom] = [900, 240, 48, 12, 12, 28];
+  chart.replaceChildren();
+  if (!points.length) {
+    $("trend-status").textContent = "no scanned clips in this range";
+    return;
+  }
+  const times = points.map((p) => Date.parse(p.at));
+  let [first, last] = [Math.min(...times), Math.max(...times)];
+  if (first === last) { first -= 3600e3; last += 3600e3; }
+  const highest = Math.max(...points.map((p) => Math.max(p.score ?? 0, p.threshold))) * 1.1 || 1;
+  const x = (t) => left + ((t - first) / (last - first)) * (width - left - right);
+  const y = (v) => height - bottom - (v / highest) * (height - top - bottom);
+  chart.append(svg("line", { class: "axis", x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }));
+  for (const [value, label] of [[0, "0"], [highest / 1.1, (highest / 1.1).toFixed(2)]]) {
+    const text = svg("text", { class: "tick-label", x: left - 6, y: y(value) + 4, "text-anchor": "end" });
+    text.textContent = label;
+    chart.append(text);
+  }
+  for (const [t, anchor] of [[first, "start"], [last, "end"]]) {
+    const text = svg("text", { class: "tick-label", x: x(t), y: height - 8, "text-anchor": anchor });
+    text.textContent = new Date(t).toLocaleString();
+    chart.append(text);
+  }
+  machines.forEach((machine, i) => {
+    const own = points.filter((p) => p.machine === machine);
+    if (!own.length) return;
+    const colour = MACHINE_COLOURS[i % MACHINE_COLOURS.length];
+    let step = "";
+    own.forEach((p, j) => {
+      const [px, py] = [x(Date.parse(p.at)), y(p.threshold)];
+      step += j === 0 ? `M${left},${py} H${px}` : ` V${py} H${px}`;
+    });
+    step += ` H${width - right}`;
+    chart.append(svg("path", { class: "threshold", d: step, stroke: colour, "data-machine": machine }));
+    for (const p of own) {
+      const px = x(Date.parse(p.at));
+      const mark = p.score == null
+        ? svg("rect", { class: "point silent", x: px - 1.5, y: height - bottom - 10, width: 3, height: 10, fill: colour })
+        : svg("circle", { class: `point ${p.verdict}`, cx: px, cy: y(p.score), r: 5, stroke: colour });
+      const title = svg("title", {});
+      title.textContent = `${p.path} · ${machine || "(no machine)"} · ${new Date(p.at).toLocaleString()} · ${p.score == null ? "silent" : `${p.score.toFixed(3)} / ${p.threshold.toFixed(3)}`}`;
+      mark.append(title);
+      mark.dataset.path = p.path;
+      mark.addEventListener("click", () => playWorstWindow(p));
+      chart.append(mark);
+    }
+  });
+  const anomalous = points.filter((p) => p.verdict === "anomaly").length;
+  $("trend-status").textContent = `${points.length} clips on ${new Set(points.map((p) => p.machine)).size} machine(s), ${anomalous} anomalous · click a point to hear its worst window`;
+}
+
+function playWorstWindow(point) {
+  const audio = $("trend-player");
+  const start = point.worst_window_start_seconds || 0;
+  audio.src = start ? `${point.audio_url}#t=${start}` : point.audio_url;
+  audio.title = point.path;
+  audio.play().catch(() => {});
+}
+
 function show(view) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
   $("view-search").hidden = view !== "search";
   $("view-anomalies").hidden = view !== "anomalies";
-  if (view === "anomalies") loadAnomalies();
+  if (view === "anomalies") { loadAnomalies(); loadTrend(); }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -170,7 +259,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.dataTransfer.files[0]) useFile(event.dataTransfer.files[0]);
   });
   $("only-anomalies").addEventListener("change", loadAnomalies);
-  $("refresh-anomalies").addEventListener("click", loadAnomalies);
+  $("refresh-anomalies").addEventListener("click", () => { loadAnomalies(); loadTrend(); });
+  $("trend-machine").addEventListener("change", loadTrend);
+  $("trend-since").addEventListener("change", loadTrend);
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
