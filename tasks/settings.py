@@ -227,6 +227,13 @@ class ServeSettings(BaseSettings):
         le=3_600,
         description="Longest query audio (s), checked from the file's header before decoding",
     )
+    serve_max_spectrogram_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="Longest catalogue file the page's spectrograms are drawn for (s; from the "
+        "header, before decoding): a 10-minute file takes about 1.5 s of CPU",
+    )
     serve_max_decodes: int = Field(
         2, ge=1, le=256, description="Query files decoded at once (the rest wait in the queue)"
     )

@@ -157,3 +157,11 @@ def test_azure_search_recall_smoke_against_the_test_double(
     finally:
         emulator.stop()
     assert found["rows"] == 300 and found["recall_at_10"] == 1.0  # the double searches exactly
+
+
+def test_spectrogram_cost_smoke() -> None:
+    from benchmarks import spectrogram_cost
+
+    runs = spectrogram_cost.main(["--smoke"])["runs"]
+    assert [run["file"] for run in runs] == ["engine-2s.wav", "engine-2s.ogg"]
+    assert all(run["payload_bytes"] > 0 and run["audio_seconds"] == 2.0 for run in runs)

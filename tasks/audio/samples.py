@@ -73,8 +73,16 @@ def encode(mono: np.ndarray, rate: int, extension: str, channels: int = 1) -> by
     if channels > 1:  # make the channels differ a little, as real stereo does
         data = data * np.linspace(0.8, 1.0, channels, dtype=np.float32)
     buffer = io.BytesIO()
-    soundfile.write(buffer, data, rate, format=fmt, subtype=subtype)
+    # written in blocks: libsndfile's Vorbis encoder crashes when handed a minute of 44.1 kHz
+    # stereo in one write
+    with soundfile.SoundFile(buffer, "w", rate, channels, format=fmt, subtype=subtype) as out:
+        for start in range(0, data.shape[0], _WRITE_FRAMES):
+            out.write(data[start : start + _WRITE_FRAMES])
     return buffer.getvalue()
+
+
+#: Frames handed to libsndfile per write (about 6 s at 44.1 kHz).
+_WRITE_FRAMES = 1 << 18
 
 
 def long_tone_file(seconds: float, rate: int, extension: str) -> bytes:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tasks.model.checkpoint import CheckpointError
@@ -31,6 +30,7 @@ from tasks.model.constants import (
     OFFICIAL_SHA256,
     WINDOW_SIZE,
 )
+from tasks.model.front_end import dft_matrix, hann_window, pad_center, slaney_mel_filterbank
 from tasks.model.tags import audioset_tags
 
 # Cnn14's six conv blocks and their pooling, as in panns_inference.models.Cnn14.forward.
@@ -136,7 +136,7 @@ def _front_end_without_librosa() -> Iterator[None]:
             sr, n_fft, n_mels, fmin, fmax
         ),
     )
-    util = types.SimpleNamespace(pad_center=_pad_center)
+    util = types.SimpleNamespace(pad_center=pad_center)
     original, original_dft = torchlibrosa.stft.librosa, torchlibrosa.stft.DFTBase.dft_matrix
     torchlibrosa.stft.librosa = types.SimpleNamespace(filters=filters, util=util)
     torchlibrosa.stft.DFTBase.dft_matrix = lambda self, n: dft_matrix(n)
@@ -145,61 +145,6 @@ def _front_end_without_librosa() -> Iterator[None]:
     finally:
         torchlibrosa.stft.librosa = original
         torchlibrosa.stft.DFTBase.dft_matrix = original_dft
-
-
-def dft_matrix(n: int) -> np.ndarray:
-    """The n x n DFT matrix exp(-2 pi i jk / n), with jk reduced mod n first (torchlibrosa
-    raises a complex number to the power jk: 0.18 s at n = 1024, and less exact)."""
-    indices = np.arange(n)
-    return np.exp(-2j * np.pi * (np.outer(indices, indices) % n) / n)
-
-
-def hann_window(length: int) -> np.ndarray:
-    """The periodic Hann window of ``length`` samples (an STFT window, as scipy's fftbins)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
-
-
-def _pad_center(data: np.ndarray, size: int) -> np.ndarray:
-    left = (size - len(data)) // 2
-    return np.pad(data, (left, size - len(data) - left))
-
-
-def slaney_mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
-) -> np.ndarray:
-    """Mel filterbank [n_mels, n_fft // 2 + 1] (float32): triangles on Slaney's mel scale
-    (linear below 1 kHz, logarithmic above), each normalised to unit area (librosa's defaults,
-    htk=False, norm="slaney")."""
-    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    widths = np.diff(edges_hz)
-    ramps = np.subtract.outer(edges_hz, fft_hz)
-    weights = np.zeros((n_mels, len(fft_hz)))
-    for i in range(n_mels):
-        rising = -ramps[i] / widths[i]
-        falling = ramps[i + 2] / widths[i + 1]
-        weights[i] = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges_hz[2 : n_mels + 2] - edges_hz[:n_mels]))[:, np.newaxis]
-    return weights.astype(np.float32)
-
-
-# Slaney's mel scale: 3 mels per 200 Hz up to 1 kHz, then 27 mels per factor of 6.4.
-_MEL_PER_HZ_LINEAR = 3.0 / 200.0
-_LOG_START_HZ = 1_000.0
-_LOG_START_MEL = _LOG_START_HZ * _MEL_PER_HZ_LINEAR
-_LOG_STEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(hz: float) -> float:
-    if hz < _LOG_START_HZ:
-        return hz * _MEL_PER_HZ_LINEAR
-    return _LOG_START_MEL + float(np.log(hz / _LOG_START_HZ)) / _LOG_STEP
-
-
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    linear = mels / _MEL_PER_HZ_LINEAR
-    logarithmic = _LOG_START_HZ * np.exp(_LOG_STEP * (mels - _LOG_START_MEL))
-    return np.where(mels >= _LOG_START_MEL, logarithmic, linear)
 
 
 def write_random_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -20,7 +20,15 @@ from tasks.storage.segments import SegmentsTable, segment_vectors
 from tasks.storage.snapshots import TAGS_COLUMN, SnapshotTable
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_ITEM_COLUMNS = ("key", "path", "source_uri", "duration_seconds", TAGS_COLUMN, "size_bytes")
+_ITEM_COLUMNS = (
+    "key",
+    "path",
+    "source_uri",
+    "etag",
+    "duration_seconds",
+    TAGS_COLUMN,
+    "size_bytes",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class CatalogueItem:
     key: str
     path: str
     source_uri: str
+    etag: str
     duration_seconds: float
     tags: list[str]
     size_bytes: int
@@ -94,6 +103,7 @@ def _item(row: dict) -> CatalogueItem:
         key=row["key"],
         path=row["path"],
         source_uri=row["source_uri"],
+        etag=row["etag"],
         duration_seconds=float(row["duration_seconds"]),
         tags=list(row[TAGS_COLUMN] or []),
         size_bytes=int(row["size_bytes"]),

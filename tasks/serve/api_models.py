@@ -105,3 +105,12 @@ class Trend(BaseModel):
 
     machines: list[str]
     points: list[TrendPoint]
+
+
+class Spectrogram(BaseModel):
+    """A file's log-mel spectrogram as a picture."""
+
+    seconds: float = Field(description="The audio the picture spans (s)")
+    bands: int = Field(description="Mel bands (rows), the lowest first")
+    columns: int = Field(description="Columns; a column spans seconds / columns")
+    values: str = Field(description="base64 of uint8 [bands][columns], 255 the loudest")

@@ -4,7 +4,9 @@ POST /api/search            multipart ``file`` + top, path_prefix, tag, predicte
                             per_file
 GET  /api/search            key= | path= | url=, same options
 GET  /api/audio/{key}       a catalogue file's audio, with byte ranges (players seek)
+GET  /api/spectrogram/{key} a catalogue file's log-mel spectrogram (cached by its version)
 GET  /api/anomalies         each scanned clip's newest verdict, furthest over threshold first
+GET  /api/anomalies/trend   each machine's scores over the time its clips were recorded
 GET  /api/tags              the AudioSet tags (filter suggestions)
 GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
 POST /api/login             API key -> session cookie (for the page)

@@ -6,7 +6,9 @@ tasks.serve.app maps routes onto this; tests and benchmarks can drive it directl
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -15,18 +17,20 @@ import numpy as np
 import pyarrow.compute as pc
 
 from tasks.anomaly.trends import MAX_TREND_POINTS, TrendPoint, machine_trends
-from tasks.audio.decode import DecodedAudio, decode_bounded
+from tasks.audio.decode import DecodedAudio, check_size, decode_bounded
 from tasks.audio.errors import TooLongError
 from tasks.classify.predicted_labels import predicted_label_filter
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
-from tasks.resources import anomaly_store, open_catalogue, open_index
+from tasks.model.front_end import LogMelPicture, log_mel_picture
+from tasks.resources import anomaly_store, locate, open_catalogue, open_index
 from tasks.search.catalogue import CatalogueItem
 from tasks.search.query import QueryAudio, embedding_vector, query_vector, read_blob_query
 from tasks.serve.admission import Admission, Deadline
 from tasks.serve.batching import MicroBatcher
 from tasks.serve.metrics import ServiceMetrics, read_or_nan
+from tasks.storage.sources import file_uri_path
 
 if TYPE_CHECKING:
     from tasks.audio.pieces import Pieces
@@ -37,6 +41,10 @@ if TYPE_CHECKING:
 
 class NotInCatalogueError(UserError):
     """A key or path that is not a file of the latest snapshot."""
+
+
+#: Spectrogram pictures kept in memory (32 KB each): the pages of a few busy users.
+PICTURES_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,11 @@ class SearchService:
                 )
             }
         )
+        self.picture_limits = embedder.limits.model_copy(
+            update={"max_duration_seconds": settings.serve_max_spectrogram_seconds}
+        )
+        self._pictures: OrderedDict[tuple[str, str], LogMelPicture] = OrderedDict()
+        self._pictures_lock = threading.Lock()
         self.batcher: MicroBatcher[Pieces, FileEmbedding] = MicroBatcher(
             embedder.embed_files,
             size=lambda pieces: pieces.count,
@@ -218,6 +231,48 @@ class SearchService:
         if found is None:
             raise NotInCatalogueError(f"{key}: not a key of the catalogue")
         return found
+
+    def spectrogram(self, key: str, deadline: Deadline | None = None) -> LogMelPicture:
+        """A catalogue file's log-mel picture (what Cnn14 hears), kept for its version: drawn
+        once per file and change, from the file at its source, decoded as a query is (header
+        checked first, a decode slot held, the deadline kept)."""
+        item = self.item(key)
+        with self._pictures_lock:
+            cached = self._pictures.get((key, item.etag))
+            if cached is not None:
+                self._pictures.move_to_end((key, item.etag))
+                return cached
+        deadline = deadline or self.deadline()
+        check_size(item.path, item.size_bytes, self.picture_limits)
+        with self.admission.admitted(), self.admission.decode_slot(deadline):
+            data = self._catalogue_bytes(item)
+            deadline.check("reading the file")
+            try:
+                audio = decode_bounded(
+                    item.path, data, self.picture_limits, lambda: deadline.check("decoding")
+                )
+            except TooLongError as error:
+                raise TooLongError(
+                    item.path,
+                    error.duration_seconds,
+                    error.limit_seconds,
+                    "AUDIO_EMBEDDINGS_SERVE_MAX_SPECTROGRAM_SECONDS",
+                ) from None
+            picture = log_mel_picture(audio.samples)
+        with self._pictures_lock:
+            self._pictures[(key, item.etag)] = picture
+            while len(self._pictures) > PICTURES_KEPT:
+                self._pictures.popitem(last=False)
+        return picture
+
+    def _catalogue_bytes(self, item: CatalogueItem) -> bytes:
+        if item.source_uri.startswith("file://"):
+            try:
+                return file_uri_path(item.source_uri).read_bytes()
+            except FileNotFoundError:
+                raise NotInCatalogueError(f"{item.path}: no longer at its source") from None
+        source, name = locate(item.source_uri, self.settings)
+        return b"".join(source.stream_range(name, 0, item.size_bytes))
 
     def latest_anomalies(self, limit: int, only_anomalies: bool = False) -> list[dict]:
         """Each scanned clip's newest verdict, the furthest above its threshold first."""

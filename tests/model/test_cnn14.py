@@ -82,7 +82,7 @@ def test_our_forward_pass_equals_panns_cnn14_forward(embedder: PannsEmbedder) ->
 def test_the_front_end_matrices_equal_librosas(rate, n_fft, n_mels, fmin, fmax) -> None:
     import librosa
 
-    from tasks.model.cnn14 import hann_window, slaney_mel_filterbank
+    from tasks.model.front_end import hann_window, slaney_mel_filterbank
 
     ours = slaney_mel_filterbank(rate, n_fft, n_mels, fmin, fmax)
     theirs = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)

@@ -3,10 +3,13 @@ ranges, and queries by blob URL, limited to the configured account."""
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 
 from tasks.audio import samples
+from tasks.audio.decode import decode_bounded
 from tasks.settings import ServeSettings, Settings
 from tests.blobs import upload
 from tests.serve.conftest import running
@@ -60,7 +63,16 @@ def test_blob_audio_ranges_and_blob_url_queries(blob_env) -> None:
             assert (
                 http.get(best["audio_url"], headers={"Range": "bytes=99999999-"}).status_code == 416
             )
-            body = whole.text + az.text
+            # its spectrogram is drawn from the blob too, the same picture as from its bytes
+            from tasks.model.front_end import log_mel_picture
+
+            picture = http.get(f"/api/spectrogram/{best['key']}")
+            assert picture.status_code == 200, picture.text
+            wanted = log_mel_picture(
+                decode_bounded("p1.wav", original, settings.audio_limits(), lambda: None).samples
+            )
+            assert base64.b64decode(picture.json()["values"]) == wanted.values.tobytes()
+            body = whole.text + az.text + picture.text
             assert settings.blob_connection_string.get_secret_value() not in body
 
             # a blob query is bounded as an upload is: refused from its header

@@ -182,3 +182,51 @@ def test_anomaly_trend_draws_each_machines_threshold_and_a_click_plays_the_worst
     started = browser.execute_script("return arguments[0].currentTime", player)
     assert 2.0 <= started < 3.0
     screenshot(browser, "serve-anomaly-trend.png")
+
+
+def test_a_segment_hit_and_an_anomaly_show_a_spectrogram_with_their_span_marked(
+    served: Served, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/")
+    browser.find_element(By.ID, "query-ref").send_keys("machines/ticker.wav")
+    browser.find_element(By.ID, "segments").click()
+    browser.find_element(By.ID, "search-button").click()
+    drawn = '#results li.hit .spectro[data-drawn="true"]'
+    pictures = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, drawn))
+    hit = browser.find_elements(By.CSS_SELECTOR, "#results li.hit")[0]
+    picture = hit.find_element(By.CSS_SELECTOR, ".spectro")
+    assert picture in pictures
+    # the canvas holds a picture, not a blank: its pixels vary
+    spread = browser.execute_script(
+        """
+        const canvas = arguments[0].querySelector("canvas");
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        let low = 255, high = 0;
+        for (let i = 0; i < data.length; i += 4) {
+            low = Math.min(low, data[i]);
+            high = Math.max(high, data[i]);
+        }
+        return [canvas.width, canvas.height, high - low];
+        """,
+        picture,
+    )
+    assert spread[1] == 64 and spread[0] > 100 and spread[2] > 50
+    # the marker spans the matched second, as a share of the file's length
+    start, end = (float(x) for x in hit.get_attribute("data-span").split("-"))
+    assert end > start
+    marker = picture.find_element(By.CLASS_NAME, "marker")
+    assert marker.is_displayed()
+    left = float(marker.value_of_css_property("left").removesuffix("px"))
+    width = float(picture.value_of_css_property("width").removesuffix("px"))
+    assert left / width == pytest.approx(start / 5.0, abs=0.02)  # ticker.wav lasts 5 s
+
+    browser.find_element(By.ID, "tab-anomalies").click()
+    row_picture = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#anomalies .spectro[data-drawn="true"]'),
+    )[0]
+    row_marker = row_picture.find_element(By.CLASS_NAME, "marker")
+    assert row_marker.get_attribute("style") == "left: 40%; width: 20%;"  # 2-3 s of 5 s
+    screenshot(browser, "serve-spectrograms.png")

@@ -236,3 +236,31 @@ def test_anomaly_trends_place_each_clip_at_its_recording_time(served: Served) ->
     assert (
         httpx.get(f"{served.url}/api/anomalies/trend", params={"since": "nope"}).status_code == 422
     )
+
+
+def test_a_files_spectrogram_is_drawn_once_per_version_and_bounded(served: Served) -> None:
+    import base64
+
+    import numpy as np
+
+    from tasks.resources import open_catalogue
+    from tests.serve.conftest import served_with
+
+    key = open_catalogue(served.settings).find("sweeps/chirp.mp3").key
+    first = _checked(httpx.get(f"{served.url}/api/spectrogram/{key}"))
+    picture = first.json()
+    values = np.frombuffer(base64.b64decode(picture["values"]), np.uint8)
+    assert picture["bands"] == 64 and values.size == picture["bands"] * picture["columns"]
+    assert picture["seconds"] == pytest.approx(4.0, abs=0.1) and values.max() == 255
+    # a sweep rises: its loudest band climbs from the first columns to the last
+    rows = values.reshape(picture["bands"], picture["columns"])
+    assert rows[:, -20:].mean(axis=1).argmax() > rows[:, :20].mean(axis=1).argmax()
+    again = httpx.get(
+        f"{served.url}/api/spectrogram/{key}", headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert again.status_code == 304  # the browser keeps it until the file changes
+    assert httpx.get(f"{served.url}/api/spectrogram/not-a-key").status_code == 404
+    with served_with(served, serve_max_spectrogram_seconds=1.0) as (http, _):
+        refused = http.get(f"/api/spectrogram/{key}")
+        assert refused.status_code == 413
+        assert "AUDIO_EMBEDDINGS_SERVE_MAX_SPECTROGRAM_SECONDS" in refused.json()["detail"]

@@ -70,7 +70,7 @@ function showResults(answer) {
         const [labelSet, label] = value.split("=");
         return element("span", { class: "chip predicted", title: `predicted ${labelSet}: filter by it`, onclick: () => { facetSelect(labelSet).value = label; search(); } }, value);
       }));
-    list.append(element("li", { class: "hit", "data-key": hit.key },
+    list.append(element("li", { class: "hit", "data-key": hit.key, ...(hit.start_seconds != null ? { "data-span": `${hit.start_seconds}-${hit.end_seconds}` } : {}) },
       element("span", { class: "rank" }, `${i + 1}`),
       element("div", {},
         element("div", { class: "path" }, hit.path),
@@ -78,8 +78,54 @@ function showResults(answer) {
       element("div", { class: "actions" },
         element("span", { class: "score", title: "cosine similarity" }, scoreBar(hit.score), hit.score.toFixed(3)),
         element("button", { type: "button", title: "search with this file", onclick: () => { $("query-ref").value = hit.key; queryFile = null; search(); } }, "More like this")),
+      spectrogram(hit.key, hit.start_seconds, hit.end_seconds == null ? null : hit.end_seconds - hit.start_seconds),
       player(hit.audio_url, hit.start_seconds)));
   });
+}
+
+// Plasma-like colours for 0 (quiet) .. 255 (loudest), interpolated once.
+const PALETTE = (() => {
+  const stops = [[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]];
+  const table = new Uint8ClampedArray(256 * 3);
+  for (let v = 0; v < 256; v++) {
+    const x = (v / 255) * (stops.length - 1);
+    const i = Math.min(Math.floor(x), stops.length - 2);
+    for (let k = 0; k < 3; k++) table[v * 3 + k] = stops[i][k] + (stops[i + 1][k] - stops[i][k]) * (x - i);
+  }
+  return table;
+})();
+
+// A file's log-mel spectrogram (drawn from /api/spectrogram: 64 bands, low at the bottom), with
+// the span [start, start + length) s marked: a matched segment, or an anomaly's worst window.
+function spectrogram(key, start, length) {
+  const canvas = element("canvas", { width: 256, height: 64 });
+  const marker = element("b", { class: "marker" });
+  marker.hidden = start == null;
+  const box = element("div", { class: "spectro", title: "log-mel spectrogram: what the model hears" }, canvas, marker);
+  api(`/api/spectrogram/${key}`).then((picture) => {
+    const values = Uint8Array.from(atob(picture.values), (c) => c.charCodeAt(0));
+    canvas.width = picture.columns;
+    canvas.height = picture.bands;
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(picture.columns, picture.bands);
+    for (let band = 0; band < picture.bands; band++) {
+      for (let column = 0; column < picture.columns; column++) {
+        const value = values[band * picture.columns + column];
+        const at = ((picture.bands - 1 - band) * picture.columns + column) * 4;
+        image.data.set([PALETTE[value * 3], PALETTE[value * 3 + 1], PALETTE[value * 3 + 2], 255], at);
+      }
+    }
+    context.putImageData(image, 0, 0);
+    box.dataset.drawn = "true";
+    if (start != null && picture.seconds > 0) {
+      marker.style.left = `${Math.min(1, start / picture.seconds) * 100}%`;
+      marker.style.width = `${Math.min(1, (length || 0) / picture.seconds) * 100}%`;
+    }
+  }).catch((error) => {
+    box.classList.add("unavailable");
+    box.title = `no spectrogram: ${error.message}`;
+  });
+  return box;
 }
 
 async function search(event) {
@@ -134,12 +180,13 @@ async function loadAnomalies() {
         timeline.firstChild.style.left = `${Math.min(1, start / audio.duration) * 100}%`;
         timeline.firstChild.style.width = `${Math.min(1, (row.window_seconds || 0) / audio.duration) * 100}%`;
       });
+      const picture = row.score == null ? timeline : element("div", {}, spectrogram(row.key, row.worst_window_start_seconds || 0, row.window_seconds), timeline);
       return element("tr", { class: row.verdict },
         element("td", {}, element("span", { class: `verdict ${row.verdict}` }, row.verdict)),
         element("td", { class: "path" }, row.path),
         element("td", {}, row.group || ""),
         element("td", {}, row.score == null ? "no sound" : element("span", { class: "score" }, scoreBar(row.score / (2 * row.threshold), 0.5), `${row.score.toFixed(3)} / ${row.threshold.toFixed(3)}`)),
-        element("td", {}, row.window_seconds ? `${seconds(row.worst_window_start_seconds)} – ${seconds(row.worst_window_start_seconds + row.window_seconds)}` : `from ${seconds(row.worst_window_start_seconds)}`, timeline),
+        element("td", {}, row.window_seconds ? `${seconds(row.worst_window_start_seconds)} – ${seconds(row.worst_window_start_seconds + row.window_seconds)}` : `from ${seconds(row.worst_window_start_seconds)}`, picture),
         element("td", {}, audio));
     }));
     const anomalous = rows.filter((row) => row.verdict === "anomaly").length;

@@ -1,15 +1,17 @@
-"""The catalogue as the page needs it: a file's audio (with byte ranges, so players seek), the
-AudioSet tags and the predicted labels to filter by."""
+"""The catalogue as the page needs it: a file's audio (with byte ranges, so players seek) and
+its spectrogram, the AudioSet tags and the predicted labels to filter by."""
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from tasks.model.tags import audioset_tags
-from tasks.serve.dependencies import Service
+from tasks.serve.api_models import Spectrogram
+from tasks.serve.dependencies import RequestDeadline, Service
 from tasks.serve.ranges import RangeNotSatisfiableError, requested_range
 from tasks.serve.service import SearchService
 from tasks.storage.sources import file_uri_path
@@ -29,6 +31,28 @@ def audio(key: str, request: Request, service: Service) -> Response:
             raise HTTPException(410, f"{item.path}: no longer at its source")
         return FileResponse(path, media_type=media_type, content_disposition_type="inline")
     return _blob_response(service, item.source_uri, item.size_bytes, media_type, request)
+
+
+@router.get("/spectrogram/{key}", response_model=Spectrogram)
+def spectrogram(
+    key: str, request: Request, service: Service, deadline: RequestDeadline
+) -> Response:
+    """A catalogue file's log-mel spectrogram, as Cnn14 hears it (64 bands, 50 Hz to 14 kHz),
+    max-pooled to at most 512 columns: ``values`` is base64 of uint8 [bands][columns], the
+    lowest band first, 255 the loudest. Cached by the file's version (ETag)."""
+    etag = f'"{service.item(key).etag}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    picture = service.spectrogram(key, deadline)
+    bands, columns = picture.values.shape
+    body = Spectrogram(
+        seconds=picture.seconds,
+        bands=bands,
+        columns=columns,
+        values=base64.b64encode(picture.values.tobytes()).decode("ascii"),
+    )
+    return JSONResponse(body.model_dump(), headers=headers)
 
 
 @router.get("/tags")
