@@ -165,3 +165,16 @@ def test_spectrogram_cost_smoke() -> None:
     runs = spectrogram_cost.main(["--smoke"])["runs"]
     assert [run["file"] for run in runs] == ["engine-2s.wav", "engine-2s.ogg"]
     assert all(run["payload_bytes"] > 0 and run["audio_seconds"] == 2.0 for run in runs)
+
+
+@pytest.mark.usefixtures("shared_prefect_api")
+def test_duplicates_benchmark_smoke(tmp_path: Path) -> None:
+    import os
+
+    from benchmarks import duplicates
+
+    before = {k: v for k, v in os.environ.items() if k.startswith("AUDIO_EMBEDDINGS_")}
+    found = duplicates.main(["--smoke", "--workdir", str(tmp_path)])
+    assert {k: v for k, v in os.environ.items() if k.startswith("AUDIO_EMBEDDINGS_")} == before
+    assert found["files"] == 40 + 3 * 4 and found["planted_copies"] == 12
+    assert {run["threshold"] for run in found["runs"]} == {0.99, 0.9999}

@@ -41,6 +41,7 @@ def _options(
 app.command()(catalogue.ingest)
 app.command()(catalogue.search)
 app.command()(serve.serve)
+app.command()(catalogue.duplicates)
 app.command("refresh-index")(catalogue.refresh_index)
 app.command()(catalogue.maintain)
 app.command("make-random-checkpoint")(samples.make_random_checkpoint)

@@ -10,9 +10,17 @@ from prefect.settings import PREFECT_API_URL
 from rich.markup import escape
 
 from flows.cli.options import Checkpoint, IndexUri, SnapshotUri, deprecated_option, preflight
-from flows.cli.output import console, ingest_progress_bar, ingest_table, search_table
+from flows.cli.output import (
+    console,
+    duplicates_table,
+    ingest_progress_bar,
+    ingest_table,
+    isolated_table,
+    search_table,
+)
 from flows.temporary_server import prefect_api
 from tasks.classify.predicted_labels import parse_predicted_label
+from tasks.search.duplicates import DEFAULT_THRESHOLD
 from tasks.settings import Settings
 
 
@@ -117,6 +125,36 @@ def search(
         if model.warning:
             console.print(f"[yellow]warning:[/] {escape(model.warning)}")
     console.print(search_table(query, hits))
+
+
+def duplicates(
+    threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Cosine similarity of two files' vectors at or above which they are "
+            "near-duplicates (1.0: the same vector)",
+        ),
+    ] = DEFAULT_THRESHOLD,
+    isolated: Annotated[
+        int, typer.Option(min=0, help="How many of the most isolated files to list")
+    ] = 10,
+    snapshot: SnapshotUri = None,
+    index: IndexUri = None,
+) -> None:
+    """List groups of near-identical files (re-encodes, gain changes, trimmed copies) and the
+    files least like any other: one nearest-neighbour query of the index per file, no model."""
+    from tasks.resources import open_index, snapshot_table
+    from tasks.search.duplicates import catalogue_neighbours, file_vectors
+
+    settings = Settings.with_overrides(snapshot_uri=snapshot, index_uri=index)
+    found = catalogue_neighbours(
+        file_vectors(snapshot_table(settings)), open_index(settings), threshold, isolated
+    )
+    console.print(duplicates_table(found))
+    if found.isolated:
+        console.print(isolated_table(found))
 
 
 def refresh_index(

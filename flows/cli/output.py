@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # scikit-learn and the ingest machinery stay out of the CLI's
     from tasks.anomaly.evaluate import ScoringEvaluation
     from tasks.classify.training import Evaluation
     from tasks.ingest.report import IngestSummary
+    from tasks.search.duplicates import CatalogueNeighbours
 
 console = Console()
 
@@ -169,4 +170,31 @@ def anomaly_evaluation_table(results: list[ScoringEvaluation]) -> Table:
                 f"{result.mean_partial_auc:.3f}",
                 end_section=True,
             )
+    return table
+
+
+def duplicates_table(found: CatalogueNeighbours) -> Table:
+    """Near-duplicate groups, largest first, for a terminal."""
+    table = Table(
+        title=f"{len(found.groups)} groups of near-duplicates among {found.files:,} files "
+        f"(cosine >= {found.threshold:g})"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("files", justify="right")
+    table.add_column("weakest link", justify="right")
+    table.add_column("paths")
+    for number, group in enumerate(found.groups, start=1):
+        table.add_row(
+            str(number), str(len(group.paths)), f"{group.weakest:.4f}", "\n".join(group.paths)
+        )
+    return table
+
+
+def isolated_table(found: CatalogueNeighbours) -> Table:
+    """The files least like any other, most isolated first, for a terminal."""
+    table = Table(title="Most isolated files (cosine to the nearest other file)")
+    for name, justify in (("path", "left"), ("nearest", "right"), ("nearest file", "left")):
+        table.add_column(name, justify=justify)
+    for file in found.isolated:
+        table.add_row(file.path, f"{file.similarity:.4f}", file.nearest_path)
     return table

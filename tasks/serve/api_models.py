@@ -114,3 +114,31 @@ class Spectrogram(BaseModel):
     bands: int = Field(description="Mel bands (rows), the lowest first")
     columns: int = Field(description="Columns; a column spans seconds / columns")
     values: str = Field(description="base64 of uint8 [bands][columns], 255 the loudest")
+
+
+class DuplicateGroup(BaseModel):
+    """Files linked by near-duplicate pairs; ``weakest`` is the least similar link (cosine)."""
+
+    paths: list[str]
+    audio_urls: list[str]
+    weakest: float
+
+
+class IsolatedFile(BaseModel):
+    """A file far from every other: cosine ``similarity`` to its nearest other file."""
+
+    path: str
+    audio_url: str
+    nearest_path: str
+    similarity: float
+
+
+class Duplicates(BaseModel):
+    """The catalogue's near-duplicates and most isolated files, or how far the pass is."""
+
+    status: str = Field(description="done, running (ask again; see Retry-After) or failed")
+    files: int = Field(description="Files compared so far")
+    threshold: float
+    groups: list[DuplicateGroup] = Field(default_factory=list)
+    isolated: list[IsolatedFile] = Field(default_factory=list)
+    error: str | None = None

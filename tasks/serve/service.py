@@ -26,10 +26,12 @@ from tasks.index.interface import SearchHit
 from tasks.model.front_end import LogMelPicture, log_mel_picture
 from tasks.resources import anomaly_store, locate, open_catalogue, open_index
 from tasks.search.catalogue import CatalogueItem
+from tasks.search.duplicates import file_vectors
 from tasks.search.query import QueryAudio, embedding_vector, query_vector, read_blob_query
 from tasks.serve.admission import Admission, Deadline
 from tasks.serve.batching import MicroBatcher
 from tasks.serve.metrics import ServiceMetrics, read_or_nan
+from tasks.serve.neighbours import NeighboursJobs, NeighboursState
 from tasks.storage.sources import file_uri_path
 
 if TYPE_CHECKING:
@@ -105,6 +107,9 @@ class SearchService:
         )
         self.picture_limits = embedder.limits.model_copy(
             update={"max_duration_seconds": settings.serve_max_spectrogram_seconds}
+        )
+        self.neighbours = NeighboursJobs(
+            lambda: file_vectors(self.catalogue.snapshot), lambda: self.indexes[False]
         )
         self._pictures: OrderedDict[tuple[str, str], LogMelPicture] = OrderedDict()
         self._pictures_lock = threading.Lock()
@@ -273,6 +278,11 @@ class SearchService:
                 raise NotInCatalogueError(f"{item.path}: no longer at its source") from None
         source, name = locate(item.source_uri, self.settings)
         return b"".join(source.stream_range(name, 0, item.size_bytes))
+
+    def duplicates(self, threshold: float, isolated: int) -> NeighboursState:
+        """The catalogue's near-duplicate groups and most isolated files, worked out in the
+        background (see tasks.serve.neighbours): the answer, or how far the pass is."""
+        return self.neighbours.state(self.catalogue.snapshot.version(), threshold, isolated)
 
     def latest_anomalies(self, limit: int, only_anomalies: bool = False) -> list[dict]:
         """Each scanned clip's newest verdict, the furthest above its threshold first."""

@@ -134,3 +134,29 @@ def test_ingest_names_each_quarantined_file_and_goes_on(catalogue: Path, checkpo
     after_the_table = result.output.rsplit("┘", 1)[1].replace("\n", "")
     assert after_the_table.strip().startswith("quarantined")
     assert "broken.wav: not a readable audio file" in after_the_table
+
+
+def test_duplicates_groups_copies_and_lists_the_most_isolated(
+    catalogue: Path, checkpoint: Path
+) -> None:
+    import shutil
+
+    import soundfile
+
+    shutil.copy(catalogue / "tones/a440.wav", catalogue / "tones/a440-copy.wav")
+    samples, rate = soundfile.read(catalogue / "tones/a440.wav")
+    (catalogue / "again").mkdir()
+    soundfile.write(catalogue / "again/a440.flac", samples, rate)  # lossless: the same sound
+    ingested = runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    assert ingested.exit_code == 0, ingested.output
+    # random weights make every file alike (cosine ~0.98): only true copies pass 0.9999
+    found = runner.invoke(app, ["duplicates", "--threshold", "0.9999", "--isolated", "2"])
+    assert found.exit_code == 0, found.output
+    title = " ".join(found.output.split())
+    assert "1 groups of near-duplicates among 7 files (cosine >= 0.9999)" in title
+    group = found.output.split("Most isolated files")[0]
+    paths = {word for word in group.split() if word.endswith((".wav", ".flac", ".ogg", ".mp3"))}
+    assert paths == {"tones/a440.wav", "tones/a440-copy.wav", "again/a440.flac"}
+    isolated = found.output.split("Most isolated files")[1]
+    listed = [line for line in isolated.splitlines() if "│" in line and "/" in line]
+    assert len(listed) == 2  # --isolated 2

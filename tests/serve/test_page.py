@@ -230,3 +230,27 @@ def test_a_segment_hit_and_an_anomaly_show_a_spectrogram_with_their_span_marked(
     row_marker = row_picture.find_element(By.CLASS_NAME, "marker")
     assert row_marker.get_attribute("style") == "left: 40%; width: 20%;"  # 2-3 s of 5 s
     screenshot(browser, "serve-spectrograms.png")
+
+
+def test_duplicates_view_lists_groups_and_isolated_files_with_players(
+    served: Served, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/")
+    browser.find_element(By.ID, "tab-duplicates").click()
+    threshold = browser.find_element(By.ID, "duplicates-threshold")
+    threshold.clear()
+    threshold.send_keys("0.0")  # every file of a random-weight catalogue is this alike
+    browser.find_element(By.CSS_SELECTOR, "#duplicates-form button").click()
+    groups = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#duplicate-groups li"))
+    members = groups[0].find_elements(By.CSS_SELECTOR, ".member .path")
+    assert len(groups) == 1 and len(members) == 5
+    assert len(groups[0].find_elements(By.TAG_NAME, "audio")) == 5
+    rows = browser.find_elements(By.CSS_SELECTOR, "#isolated tbody tr")
+    assert len(rows) == 5  # fewer files than asked for: every one, least alike first
+    alike = [float(row.find_elements(By.TAG_NAME, "td")[2].text) for row in rows]
+    assert alike == sorted(alike)
+    status = browser.find_element(By.ID, "duplicates-status").text
+    assert "1 groups of near-duplicates among 5 files" in status
+    screenshot(browser, "serve-duplicates.png")

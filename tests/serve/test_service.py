@@ -264,3 +264,34 @@ def test_a_files_spectrogram_is_drawn_once_per_version_and_bounded(served: Serve
         refused = http.get(f"/api/spectrogram/{key}")
         assert refused.status_code == 413
         assert "AUDIO_EMBEDDINGS_SERVE_MAX_SPECTROGRAM_SECONDS" in refused.json()["detail"]
+
+
+def test_duplicates_are_worked_out_in_the_background_then_kept(served: Served) -> None:
+    import time
+
+    def ask(threshold: float) -> httpx.Response:
+        params = {"threshold": threshold, "isolated": 3}
+        deadline = time.monotonic() + 60
+        while True:
+            answer = httpx.get(f"{served.url}/api/duplicates", params=params)
+            if answer.status_code != 202:
+                return answer
+            assert answer.headers["retry-after"] == "2" and answer.json()["status"] == "running"
+            assert time.monotonic() < deadline, "the pass did not finish"
+            time.sleep(0.2)
+
+    first = httpx.get(f"{served.url}/api/duplicates", params={"threshold": 0.9999, "isolated": 3})
+    assert first.status_code == 202  # never answered inside the request: it may take minutes
+    done = _checked(ask(0.9999)).json()
+    assert done["status"] == "done" and done["files"] == 5
+    assert done["groups"] == []  # no copies in this catalogue; random weights stay below 0.9999
+    isolated = done["isolated"]
+    assert len(isolated) == 3
+    assert [f["similarity"] for f in isolated] == sorted(f["similarity"] for f in isolated)
+    assert httpx.get(served.url + isolated[0]["audio_url"]).status_code == 200
+    again = httpx.get(f"{served.url}/api/duplicates", params={"threshold": 0.9999, "isolated": 3})
+    assert again.status_code == 200 and again.json() == done  # kept for this snapshot version
+    # a threshold every file of a random-weight catalogue passes: one group of all five
+    everything = _checked(ask(0.0)).json()
+    assert [len(g["paths"]) for g in everything["groups"]] == [5]
+    assert httpx.get(f"{served.url}/api/duplicates", params={"threshold": 2}).status_code == 422

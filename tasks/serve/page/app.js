@@ -285,10 +285,51 @@ function playWorstWindow(point) {
   audio.play().catch(() => {});
 }
 
+// The pass runs on the service in the background: ask, and ask again while it says "running".
+// Only the newest question may fill the view (an older one may still be waiting).
+let duplicatesAsked = 0;
+async function loadDuplicates(event) {
+  if (event) event.preventDefault();
+  const ask = ++duplicatesAsked;
+  const threshold = $("duplicates-threshold").value || "0.98";
+  $("duplicates-status").textContent = "comparing…";
+  try {
+    let answer;
+    for (;;) {
+      const response = await fetch(`/api/duplicates?threshold=${encodeURIComponent(threshold)}&isolated=20`, { credentials: "same-origin" });
+      answer = await response.json();
+      if (ask !== duplicatesAsked) return;
+      if (response.status === 401) { $("login").hidden = false; return; }
+      if (response.status !== 202) {
+        if (!response.ok) throw new Error(answer.error || answer.detail || response.statusText);
+        break;
+      }
+      $("duplicates-status").textContent = `comparing… ${answer.files.toLocaleString()} files so far`;
+      await new Promise((done) => setTimeout(done, 1000));
+      if (ask !== duplicatesAsked) return;
+    }
+    $("duplicate-groups").replaceChildren(...answer.groups.map((group) =>
+      element("li", { class: "group" },
+        element("div", { class: "meta" }, `${group.paths.length} files · weakest link ${group.weakest.toFixed(4)}`),
+        ...group.paths.map((path, i) => element("div", { class: "member" }, element("span", { class: "path" }, path), player(group.audio_urls[i]))))));
+    $("isolated").querySelector("tbody").replaceChildren(...answer.isolated.map((file) =>
+      element("tr", {},
+        element("td", { class: "path" }, file.path),
+        element("td", {}, file.nearest_path),
+        element("td", {}, file.similarity.toFixed(4)),
+        element("td", {}, player(file.audio_url)))));
+    $("duplicates-status").textContent = `${answer.groups.length} groups of near-duplicates among ${answer.files.toLocaleString()} files (cosine ≥ ${answer.threshold}); the ${answer.isolated.length} files least like any other below`;
+  } catch (error) {
+    $("duplicates-status").textContent = `error: ${error.message}`;
+  }
+}
+
 function show(view) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
   $("view-search").hidden = view !== "search";
   $("view-anomalies").hidden = view !== "anomalies";
+  $("view-duplicates").hidden = view !== "duplicates";
+  if (view === "duplicates") loadDuplicates();
   if (view === "anomalies") { loadAnomalies(); loadTrend(); }
 }
 
@@ -308,6 +349,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("only-anomalies").addEventListener("change", loadAnomalies);
   $("refresh-anomalies").addEventListener("click", () => { loadAnomalies(); loadTrend(); });
   $("trend-machine").addEventListener("change", loadTrend);
+  $("duplicates-form").addEventListener("submit", loadDuplicates);
   $("trend-since").addEventListener("change", loadTrend);
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from tasks.model.tags import audioset_tags
-from tasks.serve.api_models import Spectrogram
+from tasks.search.duplicates import DEFAULT_THRESHOLD
+from tasks.serve.api_models import (
+    DuplicateGroup,
+    Duplicates,
+    IsolatedFile,
+    Spectrogram,
+    audio_url,
+)
 from tasks.serve.dependencies import RequestDeadline, Service
 from tasks.serve.ranges import RangeNotSatisfiableError, requested_range
 from tasks.serve.service import SearchService
@@ -53,6 +61,45 @@ def spectrogram(
         values=base64.b64encode(picture.values.tobytes()).decode("ascii"),
     )
     return JSONResponse(body.model_dump(), headers=headers)
+
+
+@router.get("/duplicates", response_model=Duplicates)
+def duplicates(
+    service: Service,
+    threshold: Annotated[
+        float, Query(ge=0.0, le=1.0, description="Cosine at or above which files are alike")
+    ] = DEFAULT_THRESHOLD,
+    isolated: Annotated[int, Query(ge=0, le=1_000)] = 20,
+) -> JSONResponse:
+    """Groups of near-identical files (largest first) and the most isolated files. The pass
+    runs in the background: 202 with the files compared so far (ask again after Retry-After),
+    then 200 with the answer, kept until the snapshot changes."""
+    state = service.duplicates(threshold, isolated)
+    found = state.found
+    body = Duplicates(
+        status=state.status,
+        files=found.files if found else state.files_seen,
+        threshold=threshold,
+        error=state.error,
+        groups=[
+            DuplicateGroup(
+                paths=g.paths, audio_urls=[audio_url(k) for k in g.keys], weakest=g.weakest
+            )
+            for g in (found.groups if found else [])
+        ],
+        isolated=[
+            IsolatedFile(
+                path=f.path,
+                audio_url=audio_url(f.key),
+                nearest_path=f.nearest_path,
+                similarity=f.similarity,
+            )
+            for f in (found.isolated if found else [])
+        ],
+    )
+    if state.status == "running":
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Retry-After": "2"})
+    return JSONResponse(body.model_dump(), status_code=500 if state.status == "failed" else 200)
 
 
 @router.get("/tags")
