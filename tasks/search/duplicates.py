@@ -3,9 +3,8 @@ for its nearest neighbours (an ANN query, never all pairs), files at least ``thr
 are linked, and linked files form a group. The same pass finds the most isolated files: those
 whose nearest other file is least alike.
 
-Alike is the cosine similarity of the file vectors: 1.0 is the same vector; a re-encode, a gain
-change or a trimmed copy of a recording stays close to 1 (see docs/performance for the measured
-figures behind ``DEFAULT_THRESHOLD``).
+Alike is the cosine similarity of the file vectors: 1.0 is the same vector, and a copy of a
+recording (re-encoded, quieter, trimmed) stays close to 1.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from tasks.index.interface import VectorIndex
 from tasks.storage.delta import scan_batches
 from tasks.storage.snapshots import SnapshotTable
 
-#: Cosine similarity at or above which two files are near-duplicates (the measured default).
+#: Cosine similarity at or above which two files are near-duplicates: a starting point, not yet
+#: measured with the official weights (docs/how-to/duplicates.md says what was measured).
 DEFAULT_THRESHOLD = 0.98
 #: Neighbours each file asks the index for: a group larger than this is still found whole,
 #: through its members' own queries.

@@ -41,14 +41,7 @@ async def search_upload(
     """Search with an uploaded file: decoded by the pipeline's checked decoder."""
     data = await read_limited(file, settings.serve_max_upload_bytes)
     audio = QueryAudio(file.filename or "upload", data)
-    options = SearchOptions(
-        top,
-        path_prefix,
-        (*(tag or ()), *(label or ())),
-        segments,
-        per_file,
-        (*(predicted or ()), *(where or ())),
-    )
+    options = _options(top, path_prefix, segments, per_file, [tag, label], [predicted, where])
     answer = await anyio.to_thread.run_sync(service.search_audio, audio, options, deadline)
     return SearchResponse.of(answer)
 
@@ -80,14 +73,27 @@ def search_by_reference(
     given = [name for name, value in (("key", key), ("path", path), ("url", url)) if value]
     if len(given) != 1:
         raise HTTPException(422, "give exactly one of key, path or url")
-    options = SearchOptions(
-        top,
-        path_prefix,
-        (*(tag or ()), *(label or ())),
-        segments,
-        per_file,
-        (*(predicted or ()), *(where or ())),
-    )
+    options = _options(top, path_prefix, segments, per_file, [tag, label], [predicted, where])
     if url:
         return SearchResponse.of(service.search_blob(url, options, deadline))
     return SearchResponse.of(service.search_catalogue(key or path or "", options))
+
+
+def _options(
+    top: int,
+    path_prefix: str | None,
+    segments: bool,
+    per_file: int,
+    tags: list[list[str] | None],
+    predicted: list[list[str] | None],
+) -> SearchOptions:
+    """A search's options; ``tags`` and ``predicted`` gather a filter's values given under its
+    name and under its deprecated one."""
+    return SearchOptions(
+        top,
+        path_prefix,
+        tuple(value for values in tags for value in values or ()),
+        segments,
+        per_file,
+        tuple(value for values in predicted for value in values or ()),
+    )
