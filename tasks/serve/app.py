@@ -7,6 +7,7 @@ GET  /api/audio/{key}       a catalogue file's audio, with byte ranges (players 
 GET  /api/spectrogram/{key} a catalogue file's log-mel spectrogram (cached by its version)
 GET  /api/anomalies         each scanned clip's newest verdict, furthest over threshold first
 GET  /api/anomalies/trend   each machine's scores over the time its clips were recorded
+GET  /api/duplicates        near-duplicate groups and the most isolated files (background pass)
 GET  /api/tags              the AudioSet tags (filter suggestions)
 GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
 POST /api/login             API key -> session cookie (for the page)
