@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import socket
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.workdir import scratch_folder  # noqa: E402
+from benchmarks.workdir import machine, scratch_folder  # noqa: E402
 
 RATE = 22_050
 SECONDS = 2.0
@@ -157,11 +155,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict:
         )
         print(json.dumps(runs[-1]), flush=True)
     results = {
-        "machine": {
-            "host": socket.gethostname(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "checkpoint": "given" if args.checkpoint else "random weights",
         "files": summary.embedded,
         "planted_copies": len(originals),

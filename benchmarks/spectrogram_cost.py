@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import platform
-import socket
 import statistics
 import sys
 import time
@@ -26,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.workdir import scratch_folder  # noqa: E402
+from benchmarks.workdir import machine, scratch_folder  # noqa: E402
 
 
 def measure(path: Path, repeats: int) -> dict:
@@ -83,11 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
             runs.append(measure(path, args.repeats))
             print(json.dumps(runs[-1]), flush=True)
     results = {
-        "machine": {
-            "host": socket.gethostname(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "repeats": args.repeats,
         "runs": runs,
     }

@@ -19,3 +19,12 @@ def scratch_folder(prefix: str, given: str | None = None) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def machine() -> dict:
+    """Where a benchmark ran, for its results file."""
+    import os
+    import platform
+    import socket
+
+    return {"host": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()}

@@ -77,12 +77,9 @@ def search_in_process(
     segments: bool = False,
     per_file: int = 1,
     predicted_labels: list[str] | None = None,
-    labels: list[str] | None = None,
-    classes: list[str] | None = None,
 ) -> tuple[list[SearchHit], ResolvedCheckpoint]:
     """The ``search`` flow's steps as plain calls, with no Prefect run (and so no artifact):
     the matches, and the checkpoint used (for the caller to warn when it is not official)."""
-    tags, predicted_labels = _renamed(tags, labels, predicted_labels, classes)
     settings, where = _inputs(
         path_prefix, tags, index_uri, checkpoint_path, predicted_labels, segments
     )

@@ -68,12 +68,6 @@ class NeighboursJobs:
             self._thread.start()
             return NeighboursState("running", 0)
 
-    def wait(self, seconds: float) -> None:
-        """Wait for the running pass (tests, and a shutdown that lets it finish)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(seconds)
-
     def _counted(self, files: Iterable[tuple[str, str, np.ndarray]]) -> Iterator:
         for file in files:
             yield file
