@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tasks.index.interface import VectorIndex
-from tasks.storage.delta import scan_batches
-from tasks.storage.snapshots import SnapshotTable
+from tasks.storage.snapshots import SnapshotTable, embeddings_of
 
 #: Cosine similarity at or above which two files are near-duplicates: a starting point, not yet
 #: measured with the official weights (docs/how-to/duplicates.md says what was measured).
@@ -61,15 +60,12 @@ class CatalogueNeighbours:
 
 def file_vectors(snapshot: SnapshotTable) -> Iterator[tuple[str, str, np.ndarray]]:
     """(key, path, vector) of every file of the snapshot's latest version, a batch at a time."""
-    latest = snapshot.latest()
-    if latest.data is None:
-        return
-    for batch in scan_batches(latest.data, ["key", "path", "embedding"], None, _READ_ROWS):
-        vectors = np.asarray(
-            batch.column("embedding").flatten().to_numpy(zero_copy_only=False), np.float32
-        ).reshape(batch.num_rows, -1)
+    for batch in snapshot.latest().batches(["key", "path", "embedding"], batch_size=_READ_ROWS):
         yield from zip(
-            batch.column("key").to_pylist(), batch.column("path").to_pylist(), vectors, strict=True
+            batch.column("key").to_pylist(),
+            batch.column("path").to_pylist(),
+            embeddings_of(batch),
+            strict=True,
         )
 
 

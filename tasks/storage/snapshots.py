@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from tasks.model.constants import EMBEDDING_SIZE
@@ -82,6 +83,15 @@ def _cast_embedding(data: pa.Table) -> pa.Table:
         return data
     index = data.column_names.index("embedding")
     return data.set_column(index, "embedding", data["embedding"].cast(EMBEDDING_TYPE))
+
+
+def embeddings_of(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+    """The ``embedding`` column of read rows as float32 [rows, 2048]."""
+    column = batch.column("embedding")
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values, np.float32).reshape(batch.num_rows, -1)
 
 
 def read_snapshot(

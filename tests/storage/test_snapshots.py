@@ -133,3 +133,34 @@ def test_a_script_that_reads_a_snapshot_exits_cleanly(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["5", "5", "5", "5"]
+
+
+def test_rows_of_some_keys_are_read_from_their_partitions_only(tmp_path: Path) -> None:
+    from tests.snapshot_rows import rows_for, synthetic_items
+
+    items = synthetic_items(300)
+    table = SnapshotTable(str(tmp_path / "snap"))
+    table.commit(rows_for(items, "run-1"), [], "run-1")
+    keys = [items[i].key for i in (3, 150, 299)]
+    latest = table.latest()
+    found = pa.Table.from_batches(list(latest.batches(["key", "path"], keys, batch_size=2)))
+    assert sorted(found["key"].to_pylist()) == sorted(keys)
+    assert list(latest.batches(["key"], [])) == []
+    # a partitioned table's dataset of some partitions holds only their files
+    assert "data" not in latest.__dict__  # the whole table was never opened for it
+    everything = pa.Table.from_batches(list(latest.batches(["key"])))
+    assert everything.num_rows == 300
+
+
+def test_a_commit_carries_what_it_reflects(tmp_path: Path) -> None:
+    from tests.snapshot_rows import rows_for, synthetic_items
+
+    table = SnapshotTable(str(tmp_path / "snap"))
+    assert table.commit_metadata("reflects") is None  # no table yet
+    items = synthetic_items(4)
+    table.commit(rows_for(items[:2], "run-1"), [], "run-1", metadata={"reflects": "1"})
+    table.commit(rows_for(items[2:3], "run-2"), [], "run-2")
+    assert table.commit_metadata("reflects") == "1"  # the newest commit that says it
+    table.commit(rows_for(items[3:], "run-3"), [], "run-3", metadata={"reflects": "7"})
+    assert table.commit_metadata("reflects") == "7"
+    assert table.commit_metadata("reflects", look_back=1) == "7"
