@@ -28,6 +28,7 @@ from tasks.steps.ingest import (
 )
 from tasks.steps.model import resolve_model
 from tasks.steps.refresh_index import refresh_index_task
+from tasks.steps.update_map import update_the_map
 from tasks.storage.quarantine import Failure
 
 # Two workers: one shard decodes while the other holds the model (forward passes are serialised).
@@ -138,6 +139,8 @@ def _embed_commit_refresh(
     if buffer.files:
         commit()
     refresh = refresh_index_task(settings) if refresh_index else None
+    if refresh_index:
+        update_the_map(settings, run_id)
     summary = IngestSummary.build(source, run_id, plan, commits, resumed, failures, refresh, model)
     publish_ingest_summary(summary)
     return summary

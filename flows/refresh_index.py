@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from tasks.index.interface import RefreshResult
 from tasks.settings import Settings
 from tasks.steps.refresh_index import refresh_index_task
+from tasks.steps.update_map import update_the_map
 
 
 @flow(name="refresh-index")
@@ -16,7 +18,8 @@ def refresh_index(
     rebuild: bool = False,
     drop_old: bool = False,
 ) -> RefreshResult | None:
-    """Apply the snapshot changes since the version the index reflects (upserts and deletes).
+    """Apply the snapshot changes since the version the index reflects (upserts and deletes),
+    then place the new files on the catalogue map.
 
     Args:
         snapshot_uri: Delta table of embeddings; empty: the worker's
@@ -27,6 +30,7 @@ def refresh_index(
             complete (after a model or index-setting change).
         drop_old: With rebuild: delete the index it replaced.
     """
-    return refresh_index_task(
-        Settings.with_overrides(snapshot_uri=snapshot_uri, index_uri=index_uri), rebuild, drop_old
-    )
+    settings = Settings.with_overrides(snapshot_uri=snapshot_uri, index_uri=index_uri)
+    result = refresh_index_task(settings, rebuild, drop_old)
+    update_the_map(settings, str(flow_run.id))
+    return result

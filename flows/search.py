@@ -18,12 +18,12 @@ from tasks.model.checkpoint import ResolvedCheckpoint, resolve_checkpoint
 from tasks.search.report import publish_search_results
 from tasks.settings import Settings
 from tasks.steps.model import resolve_model
-from tasks.steps.search import embed_query, search_index
+from tasks.steps.search import embed_examples, embed_query, search_index
 
 
 @flow(name="search")
 def search(
-    query: str,
+    query: str | None = None,
     top: int = 10,
     path_prefix: str | None = None,
     tags: list[str] | None = None,
@@ -34,13 +34,17 @@ def search(
     predicted_labels: list[str] | None = None,
     labels: list[str] | None = None,
     classes: list[str] | None = None,
+    like: list[str] | None = None,
+    unlike: list[str] | None = None,
 ) -> list[SearchHit]:
-    """The files in the index that sound most like an audio file, or where in them.
+    """The files in the index that sound most like an audio file, or like several examples and
+    unlike others, or where in them.
 
     Args:
         query: The audio to search with: a file on the machine that runs the flow, a blob
             (az://container/path.wav or its https URL on the configured storage account), or a
             file already in the catalogue, by its path as listed (e.g. pumps/p1.wav) or its key.
+            May be left out when ``like`` names the examples.
         top: How many matches to return, best first.
         path_prefix: Only files whose path starts with this (a folder, e.g. pumps/).
         tags: Only files tagged with any of these AudioSet tags (e.g. Dog).
@@ -55,20 +59,27 @@ def search(
             gender=female; any label of one set, every set named); file search only.
         labels: Deprecated name of ``tags``, kept for one release.
         classes: Deprecated name of ``predicted_labels``, kept for one release.
+        like: More examples to sound like, named as ``query`` is; the matches leave out the
+            catalogue files among the examples.
+        unlike: Examples the matches should not sound like.
     """
     tags, predicted_labels = _renamed(tags, labels, predicted_labels, classes)
     settings, where = _inputs(
         path_prefix, tags, index_uri, checkpoint_path, predicted_labels, segments
     )
     model = resolve_model(settings)
-    vector = embed_query(query, settings, segments)
-    hits = search_index(vector, top, where, settings, segments, per_file)
-    publish_search_results(query, hits, model)
+    liked = [*([query] if query else []), *(like or [])]
+    if len(liked) == 1 and not unlike:
+        vector, leave_out = embed_query(liked[0], settings, segments), []
+    else:
+        vector, leave_out = embed_examples(liked, unlike or [], settings, segments)
+    hits = search_index(vector, top, where, settings, segments, per_file, leave_out)
+    publish_search_results(_shown(liked, unlike), hits, model)
     return hits
 
 
 def search_in_process(
-    query: str,
+    query: str | None = None,
     top: int = 10,
     path_prefix: str | None = None,
     tags: list[str] | None = None,
@@ -77,6 +88,8 @@ def search_in_process(
     segments: bool = False,
     per_file: int = 1,
     predicted_labels: list[str] | None = None,
+    like: list[str] | None = None,
+    unlike: list[str] | None = None,
 ) -> tuple[list[SearchHit], ResolvedCheckpoint]:
     """The ``search`` flow's steps as plain calls, with no Prefect run (and so no artifact):
     the matches, and the checkpoint used (for the caller to warn when it is not official)."""
@@ -88,8 +101,18 @@ def search_in_process(
         # session build (a cold search is slower with it; benchmarks/serve_latency.py).
         settings = settings.model_copy(update={"engine": "torch"})
     model = resolve_checkpoint(settings.model_settings())
-    vector = embed_query.fn(query, settings, segments)
-    return search_index.fn(vector, top, where, settings, segments, per_file), model
+    liked = [*([query] if query else []), *(like or [])]
+    if len(liked) == 1 and not unlike:
+        vector, leave_out = embed_query.fn(liked[0], settings, segments), []
+    else:
+        vector, leave_out = embed_examples.fn(liked, unlike or [], settings, segments)
+    return search_index.fn(vector, top, where, settings, segments, per_file, leave_out), model
+
+
+def _shown(liked: list[str], unlike: list[str] | None) -> str:
+    """How the query is named in the run's report."""
+    shown = liked[0] if len(liked) == 1 else "like " + ", ".join(liked)
+    return shown + (", unlike " + ", ".join(unlike) if unlike else "")
 
 
 def _renamed(

@@ -26,6 +26,7 @@ from tasks.storage.sources import (
 
 if TYPE_CHECKING:
     from tasks.anomaly.store import AnomalyStore
+    from tasks.catalogue_map.store import MapStore
     from tasks.classify.labelsets import LabelSets
     from tasks.classify.predicted_labels import PredictedLabels
     from tasks.classify.store import ClassifierStore, PredictionsTable
@@ -95,6 +96,14 @@ def open_catalogue(settings: Settings) -> Catalogue:
     from tasks.search.catalogue import Catalogue
 
     return Catalogue(snapshot_table(settings), segments_table(settings))
+
+
+def map_store(settings: Settings) -> MapStore:
+    """The configured catalogue map tables (points, projections), local or on Azure."""
+    from tasks.catalogue_map.store import MapStore
+
+    uri = settings.resolved_map_uri()
+    return MapStore(uri, table_storage_options(uri, settings))
 
 
 def quarantine_table(settings: Settings) -> QuarantineTable:

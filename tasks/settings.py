@@ -272,6 +272,10 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
     segments_uri: str | None = Field(
         None, description="Delta table of segment embeddings (default: beside the snapshot)"
     )
+    map_uri: str | None = Field(
+        None,
+        description="Folder (or az://) of the catalogue map tables (default: beside the snapshot)",
+    )
     quarantine_uri: str | None = Field(None, description="Delta table of rejected inputs")
     anomaly_uri: str | None = Field(None, description="Folder (or az://) of the anomaly tables")
     classify_uri: str | None = Field(
@@ -282,6 +286,12 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
         ge=0.0,
         le=1.0,
         description="A predicted label below this probability is marked abstained, not given",
+    )
+    classify_retrain_after_labels: int = Field(
+        10,
+        ge=0,
+        description="The service retrains a label set's classifier once this many labels were "
+        "given or taken back on the page since it was trained (0: only when asked)",
     )
     index_backend: Literal["lancedb", "azure_search"] = Field(
         "lancedb", description="Vector index: LanceDB folder or Azure AI Search"
@@ -349,6 +359,10 @@ class Settings(AudioLimits, ModelSettings, BlobSettings, SearchServiceSettings, 
     def resolved_segments_uri(self) -> str:
         """The segments table location: ``<snapshot uri>-segments`` unless set."""
         return self.segments_uri or self.resolved_snapshot_uri().rstrip("/") + "-segments"
+
+    def resolved_map_uri(self) -> str:
+        """Where the catalogue map lives: ``map_uri`` or ``<snapshot uri>-map``."""
+        return self.map_uri or self.resolved_snapshot_uri().rstrip("/") + "-map"
 
     def resolved_quarantine_uri(self) -> str:
         """The quarantine table location, defaulting under ``data_dir``."""

@@ -178,3 +178,49 @@ def test_duplicates_benchmark_smoke(tmp_path: Path) -> None:
     assert {k: v for k, v in os.environ.items() if k.startswith("AUDIO_EMBEDDINGS_")} == before
     assert found["files"] == 40 + 3 * 4 and found["planted_copies"] == 12
     assert {run["threshold"] for run in found["runs"]} == {0.99, 0.9999}
+
+
+def test_map_projection_smoke(tmp_path: Path) -> None:
+    from benchmarks import map_projection
+
+    found = map_projection.main(["--smoke", "--workdir", str(tmp_path)])
+    methods = {(row["method"], row["placement"]) for row in found["compared"]}
+    assert {("pca", "nearest fitted points"), ("tsne", "nearest fitted points")} <= methods
+    assert ("tsne", "openTSNE transform") in methods
+    kept = found["kept_up"]
+    assert kept["files"] == 1_500 and kept["fit_sample"] == 1_500
+    assert len(kept["one_new_file_seconds"]) == 2
+
+
+def test_map_first_draw_smoke(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        message = "Debian's chromium and chromium-driver are not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from benchmarks import map_first_draw
+
+    found = map_first_draw.main(["--smoke", "--workdir", str(tmp_path)])
+    (run,) = found["runs"]
+    assert run["points"] == run["pointsDrawn"] == 1_000 and run["firstDrawMs"] > 0
+
+
+def test_query_by_examples_smoke() -> None:
+    from benchmarks import query_by_examples
+
+    found = query_by_examples.main(["--smoke"])["precision_at_10_by_noise"]
+    assert set(found) == {"1.5", "3.0"}
+    assert {"one example", "rank fusion", "mean, w=0.25"} <= set(found["1.5"])
+    assert all(0.0 <= value <= 1.0 for level in found.values() for value in level.values())
+
+
+def test_labelling_loop_smoke() -> None:
+    from benchmarks import labelling_loop
+
+    found = labelling_loop.main(["--smoke"])
+    assert found["labels"] == [30, 40, 50, 60]
+    queue, random = found["macro_f1_mean"]["queue"], found["macro_f1_mean"]["random"]
+    assert len(queue) == len(random) == 4 and queue[0] == random[0]  # the same start

@@ -32,6 +32,9 @@ TORCH_FREE = [
     "tasks.anomaly.scan",
     "tasks.anomaly.windows",
     "flows.maintain",
+    # the map reads stored vectors: no model
+    "flows.update_map",
+    "tasks.catalogue_map.update",
 ]
 
 
@@ -68,6 +71,7 @@ FLOORS: list[tuple[str, ...]] = [
         "tasks.index",
         "tasks.ingest",
         "tasks.anomaly",
+        "tasks.catalogue_map",
         "tasks.classify",
         "tasks.events",
         "tasks.search",

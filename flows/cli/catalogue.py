@@ -20,6 +20,7 @@ from flows.cli.output import (
 )
 from flows.temporary_server import prefect_api
 from tasks.classify.predicted_labels import parse_predicted_label
+from tasks.errors import UserError
 from tasks.search.duplicates import DEFAULT_THRESHOLD
 from tasks.settings import Settings
 
@@ -61,12 +62,12 @@ def ingest(
 
 def search(
     query: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="Audio file to search with; or a blob (az://container/x.wav), or a file of the "
-            "catalogue by its path or key"
+            "catalogue by its path or key (may be left out with --like)"
         ),
-    ],
+    ] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="How many matches")] = 10,
     path_prefix: Annotated[str | None, typer.Option(help="Only files under this path")] = None,
     tag: Annotated[
@@ -92,11 +93,20 @@ def search(
     where: Annotated[
         list[str] | None, typer.Option(hidden=True, help="Deprecated: --predicted")
     ] = None,
+    like: Annotated[
+        list[str] | None,
+        typer.Option(help="Another example to sound like, named as QUERY is (repeatable)"),
+    ] = None,
+    unlike: Annotated[
+        list[str] | None,
+        typer.Option(help="An example the matches should not sound like (repeatable)"),
+    ] = None,
 ) -> None:
-    """Find the files that sound most like QUERY (with --segments: where in them).
+    """Find the files that sound most like QUERY (with --segments: where in them); with
+    --like and --unlike, like all these examples and unlike those.
 
     QUERY is an audio file, a blob, or a file already in the catalogue (its stored vector is
-    used: no model runs).
+    used: no model runs). Catalogue files given as examples are left out of the matches.
 
     With a Prefect API configured (PREFECT_API_URL) this runs the search flow, which the UI
     shows; without one, the same steps run in this process, with no temporary server.
@@ -106,9 +116,14 @@ def search(
 
     tag = [*(tag or ()), *deprecated_option("--label", "--tag", label)]
     predicted = [*(predicted or ()), *deprecated_option("--where", "--predicted", where)]
-    preflight(checkpoint, Path(query))
+    liked, unliked = [*([query] if query else []), *(like or ())], list(unlike or ())
+    if not liked:
+        raise UserError("search with a QUERY, or with examples: --like FILE (repeatable)")
+    preflight(checkpoint, *(Path(example) for example in [*liked, *unliked]))
     arguments = {
         "query": query,
+        "like": like or None,
+        "unlike": unlike or None,
         "top": top,
         "path_prefix": path_prefix,
         "tags": tag or None,
@@ -124,7 +139,8 @@ def search(
         hits, model = search_in_process(**arguments)
         if model.warning:
             console.print(f"[yellow]warning:[/] {escape(model.warning)}")
-    console.print(search_table(query, hits))
+    shown = liked[0] if len(liked) == 1 else "like " + ", ".join(liked)
+    console.print(search_table(shown + (", unlike " + ", ".join(unliked) if unliked else ""), hits))
 
 
 def duplicates(
@@ -177,6 +193,29 @@ def refresh_index(
             f"index reflects snapshot version {result.to_version} "
             f"({result.upserted} upserted, {result.deleted} deleted)"
         )
+
+
+def map_(
+    refit: Annotated[
+        bool, typer.Option(help="Fit a new projection now, whatever drift says")
+    ] = False,
+    snapshot: SnapshotUri = None,
+) -> None:
+    """Bring the catalogue map (every file as a point; the page's Map view) up to date: place
+    new files, drop the ones that left, refit when drift says so. Ingest does this too."""
+    from flows.update_map import update_map
+
+    with prefect_api():
+        update = update_map(snapshot_uri=snapshot, refit=refit)
+    if update.projection_version is None:
+        console.print("no files in the snapshot: the map is empty")
+        return
+    what = f"refitted ({escape(update.reason or '')})" if update.refitted else "updated"
+    kept = "" if update.preservation is None else f"; neighbours kept {update.preservation:.2f}"
+    console.print(
+        f"map {what}: {update.files} files, {update.placed} placed, {update.removed} removed, "
+        f"projection {update.projection_version} ({update.method}){kept}"
+    )
 
 
 def maintain(

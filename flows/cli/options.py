@@ -24,13 +24,14 @@ IndexUri = Annotated[str | None, typer.Option("--index", help="LanceDB folder of
 SnapshotUri = Annotated[str | None, typer.Option("--snapshot", help="Delta table of embeddings")]
 
 
-def preflight(checkpoint: Path | None, query: Path | None = None) -> None:
+def preflight(checkpoint: Path | None, *queries: Path) -> None:
     """Check what a user supplies before a flow (and a temporary Prefect server) starts."""
     settings = Settings.with_overrides(checkpoint_path=checkpoint)
     resolve_checkpoint(settings.model_settings())
-    if query is not None and query.is_file():
-        # Validation only: the search flow decodes (and resamples) the query itself.
-        decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
+    for query in queries:
+        if query.is_file():
+            # Validation only: the search flow decodes (and resamples) the query itself.
+            decode_audio(str(query), query.read_bytes(), settings.audio_limits(), resample=False)
 
 
 def metadata_pairs(values: list[str] | None) -> list[str] | None:

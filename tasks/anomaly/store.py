@@ -10,7 +10,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from tasks.anomaly.scoring import Calibration, ClipScore
-from tasks.storage.delta import UTC_MICROS, read_or_empty
+from tasks.storage.delta import UTC_MICROS, open_table, read_or_empty
 
 RESULTS_SCHEMA = pa.schema(
     [
@@ -60,6 +60,11 @@ class AnomalyStore:
     def results(self) -> pa.Table:
         """Every stored scan result."""
         return read_or_empty(self.results_uri, RESULTS_SCHEMA, self.storage_options)
+
+    def results_version(self) -> int | None:
+        """The results table's version (None before the first scan)."""
+        table = open_table(self.results_uri, self.storage_options)
+        return None if table is None else table.version()
 
     def latest_verdicts(self) -> pa.Table:
         """Each clip's most recent scan result (a clip scanned again shows its newest verdict)."""

@@ -11,17 +11,20 @@ replaces the set's rows in one new table version, so older versions stay readabl
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
+from deltalake import CommitProperties, write_deltalake
+from deltalake.schema import Field as DeltaField
 
 from tasks.errors import UserError
 from tasks.storage.delta import UTC_MICROS, open_table, quote_literal, read_or_empty, read_table
@@ -34,7 +37,10 @@ LABEL_SETS_SCHEMA = pa.schema(
         pa.field("path", pa.string()),
         pa.field("label", pa.string()),
         pa.field("source", pa.string()),  # where the row came from (file, folder, metadata)
-        pa.field("imported_at", UTC_MICROS),
+        pa.field("imported_at", UTC_MICROS),  # when the row was given (imported or labelled)
+        # who gave it: the user who imported, or who labelled (an API key's id, an Entra ID
+        # subject, a login name); null for rows imported before it was recorded
+        pa.field("labelled_by", pa.string()),
     ]
 )
 #: Label set names: they become index field values (``name=label``) and table predicates.
@@ -151,9 +157,14 @@ def read_metadata_labels(rows: pa.Table, field_name: str) -> Iterator[RawLabel]:
 
 
 def label_rows(
-    name: str, raw: Iterable[RawLabel], catalogue: CatalogueIndex, source: str
+    name: str,
+    raw: Iterable[RawLabel],
+    catalogue: CatalogueIndex,
+    source: str,
+    who: str | None = None,
 ) -> tuple[pa.Table, ImportReport]:
-    """Matched, checked rows of label set ``name`` and the report of what was skipped."""
+    """Matched, checked rows of label set ``name`` (given by ``who``) and the report of what
+    was skipped."""
     report = ImportReport(name)
     chosen: dict[str, tuple[str, str]] = {}  # key -> (label, origin)
     for row in raw:
@@ -172,24 +183,38 @@ def label_rows(
             )
             continue
         chosen.setdefault(key, (row.label, row.origin))
-    now = datetime.now(UTC)
     keys = sorted(chosen)
-    table = pa.table(
-        {
-            "label_set": [name] * len(keys),
-            "key": keys,
-            "path": [catalogue.path_of_key[k] for k in keys],
-            "label": [chosen[k][0] for k in keys],
-            "source": [source] * len(keys),
-            "imported_at": [now] * len(keys),
-        },
-        schema=LABEL_SETS_SCHEMA,
-    )
+    labels = {key: chosen[key][0] for key in keys}
+    table = _label_table(name, labels, catalogue, source, datetime.now(UTC), who)
     report.kept = len(keys)
     for key in keys:
         label = chosen[key][0]
         report.counts[label] = report.counts.get(label, 0) + 1
     return table, report
+
+
+def _label_table(
+    name: str,
+    labels: dict[str, str],
+    catalogue: CatalogueIndex,
+    source: str,
+    when: datetime,
+    who: str | None,
+) -> pa.Table:
+    """Rows of label set ``name``: key -> label, in key order."""
+    keys = sorted(labels)
+    return pa.table(
+        {
+            "label_set": [name] * len(keys),
+            "key": keys,
+            "path": [catalogue.path_of_key[k] for k in keys],
+            "label": [labels[k] for k in keys],
+            "source": [source] * len(keys),
+            "imported_at": [when] * len(keys),
+            "labelled_by": [who] * len(keys),
+        },
+        schema=LABEL_SETS_SCHEMA,
+    )
 
 
 class LabelSets:
@@ -199,9 +224,15 @@ class LabelSets:
         self.uri = uri
         self.storage_options = storage_options
 
-    def replace(self, name: str, rows: pa.Table) -> int:
-        """Make ``rows`` the whole of label set ``name`` in one new version; returns it."""
+    def replace(self, name: str, rows: pa.Table, change: LabelChange | None = None) -> int:
+        """Make ``rows`` the whole of label set ``name`` in one new version; returns it.
+        ``change`` says what the version did, and who did it, in the commit's information
+        (``history``)."""
         table = open_table(self.uri, self.storage_options)
+        rows = _with_columns(rows)
+        if table is not None and "labelled_by" not in table.schema().to_arrow().names:
+            _add_labelled_by(table)  # a table from before the column: evolve it first
+        summary = {_CHANGE: json.dumps(asdict(change))} if change else {}
         write_deltalake(
             self.uri,
             rows,
@@ -209,10 +240,85 @@ class LabelSets:
             predicate=f"label_set = {quote_literal(name)}" if table is not None else None,
             storage_options=self.storage_options,
             partition_by=["label_set"],
+            commit_properties=CommitProperties(custom_metadata=summary),
         )
         table = open_table(self.uri, self.storage_options)
         assert table is not None
         return table.version()
+
+    def change(
+        self,
+        name: str,
+        catalogue: CatalogueIndex,
+        who: str,
+        add: dict[str, str] | None = None,
+        remove: Iterable[str] = (),
+        relabel: bool = False,
+    ) -> LabelChange:
+        """Label files (``add``: file -> label, files named by key, catalogue path or source
+        URI) and take files out (``remove``) of label set ``name`` (created by its first
+        label), as ``who``, in one new table version. Refused whole, with the reason, when a
+        file is not in the catalogue, is both added and removed, or already has another label
+        in the set (unless ``relabel``)."""
+        check_name(name)
+        add, remove = dict(add or {}), list(remove)
+        if not add and not remove:
+            raise LabelSetError("nothing to change: name files to label or to take out")
+        current = self._rows(name)
+        labelled = dict(zip(current["key"].to_pylist(), current["label"].to_pylist(), strict=True))
+        added = {_resolved(catalogue, file): label.strip() for file, label in add.items()}
+        removed = {_resolved(catalogue, file) for file in remove}
+        for key, label in added.items():
+            if not label:
+                raise LabelSetError(f"{catalogue.path_of_key[key]}: an empty label")
+            if key in removed:
+                raise LabelSetError(f"{catalogue.path_of_key[key]}: both labelled and taken out")
+            earlier = labelled.get(key)
+            if earlier is not None and earlier != label and not relabel:
+                raise LabelSetError(
+                    f"{catalogue.path_of_key[key]} is labelled {earlier!r} in {name}: take it "
+                    f"out first, or relabel it"
+                )
+        missing = sorted(catalogue.path_of_key[key] for key in removed if key not in labelled)
+        if missing:
+            raise LabelSetError(f"not labelled in {name}: {', '.join(missing)}")
+        fresh = {key: label for key, label in added.items() if labelled.get(key) != label}
+        kept = current.filter(pc.invert(pc.is_in(current["key"], pa.array(
+            sorted(removed | set(fresh)), pa.string()))))  # fmt: skip
+        now = datetime.now(UTC)
+        keys = sorted(fresh)
+        new_rows = _label_table(name, fresh, catalogue, "labelled", now, who)
+        change = LabelChange(
+            label_set=name,
+            who=who,
+            at=now.isoformat(),
+            added={catalogue.path_of_key[k]: fresh[k] for k in keys},
+            removed=sorted(catalogue.path_of_key[k] for k in removed),
+        )
+        if not fresh and not removed:
+            return change  # every label was already there: no new version
+        rows = pa.concat_tables([_with_columns(kept), new_rows]).sort_by("key")
+        return dataclasses.replace(change, version=self.replace(name, rows, change))
+
+    def history(self, name: str, limit: int = 100) -> list[LabelChange]:
+        """The recorded changes of label set ``name``, newest first (of the table's last
+        ``limit`` versions)."""
+        table = open_table(self.uri, self.storage_options)
+        if table is None:
+            return []
+        found = []
+        for entry in table.history(limit=limit):
+            if _CHANGE in entry:
+                change = LabelChange(**json.loads(entry[_CHANGE]))
+                if change.label_set == name:
+                    found.append(dataclasses.replace(change, version=entry.get("version")))
+        return found
+
+    def _rows(self, name: str) -> pa.Table:
+        table = open_table(self.uri, self.storage_options)
+        if table is None:
+            return LABEL_SETS_SCHEMA.empty_table()
+        return _with_columns(read_table(table).filter(pc.field("label_set") == name))
 
     def read(self, name: str, version: int | None = None) -> LabelSet:
         """Label set ``name`` (at table ``version``, default the latest)."""
@@ -240,6 +346,44 @@ class LabelSets:
     def names(self) -> list[str]:
         rows = read_or_empty(self.uri, LABEL_SETS_SCHEMA, self.storage_options, ["label_set"])
         return sorted(set(rows["label_set"].to_pylist()))
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """One change of a label set: who, when (ISO 8601, UTC), the files labelled (path ->
+    label) and taken out (paths), and the table version it made (None: nothing changed)."""
+
+    label_set: str
+    who: str
+    at: str
+    added: dict[str, str]
+    removed: list[str]
+    version: int | None = None
+
+
+#: The commit information that records a change (``LabelChange``, as JSON).
+_CHANGE = "audio_embeddings.label_change"
+
+
+def _resolved(catalogue: CatalogueIndex, file: str) -> str:
+    key = catalogue.resolve(file)
+    if key is None:
+        raise LabelSetError(f"{file!r} is not in the catalogue (a key, path or source URI)")
+    return key
+
+
+def _with_columns(rows: pa.Table) -> pa.Table:
+    """Rows with every column of the schema (rows read from an older table lack some)."""
+    for field_ in LABEL_SETS_SCHEMA:
+        if field_.name not in rows.column_names:
+            rows = rows.append_column(field_, pa.nulls(rows.num_rows, field_.type))
+    return rows.select(LABEL_SETS_SCHEMA.names).cast(LABEL_SETS_SCHEMA)
+
+
+def _add_labelled_by(table) -> None:
+    table.alter.add_columns(
+        [DeltaField("labelled_by", "string", nullable=True)]  # null: not recorded then
+    )
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,11 @@ def classify_catalogue(
     predictions: PredictionsTable,
     min_confidence: float,
     run_id: str,
+    labelled: np.ndarray | None = None,
 ) -> ClassifyResult:
-    """Bring ``predictions`` up to the latest snapshot version with ``classifier``."""
+    """Bring ``predictions`` up to the latest snapshot version with ``classifier``;
+    ``labelled`` holds the label set's embeddings [n, 2048], each prediction's distance to which
+    is kept (the review queue's "far from every labelled example")."""
     latest = snapshot.latest()
     version = latest.table.version() if latest.table is not None else None
     result = ClassifyResult(classifier.label_set, classifier.fingerprint, version)
@@ -94,7 +97,9 @@ def classify_catalogue(
         predictions.commit(rows, deleted, run_id, sequence)
         pending.clear()
 
-    for rows in _predicted(latest.data, todo, classifier, min_confidence, version, run_id):
+    examples = None if labelled is None or len(labelled) == 0 else _unit(labelled)
+    predicted = _predicted(latest.data, todo, classifier, min_confidence, version, run_id, examples)
+    for rows in predicted:
         pending.append(rows)
         result.predicted += rows.num_rows
         result.abstained += int(pc.sum(rows["abstained"]).as_py() or 0)
@@ -115,6 +120,7 @@ def _predicted(
     min_confidence: float,
     snapshot_version: int | None,
     run_id: str,
+    examples: np.ndarray | None,
 ) -> Iterator[pa.Table]:
     """Prediction rows for the snapshot rows of ``keys``, a batch at a time."""
     if not keys:
@@ -125,9 +131,14 @@ def _predicted(
         embeddings = np.stack(batch.column("embedding").to_numpy(zero_copy_only=False)).astype(
             np.float32
         )
-        best, probability = classifier.predict(embeddings)
+        best, probability, margin = classifier.predict(embeddings)
         abstained = probability < min_confidence
         count = batch.num_rows
+        similarity = (
+            pa.nulls(count, pa.float64())
+            if examples is None
+            else pa.array((_unit(embeddings) @ examples.T).max(axis=1), pa.float64())
+        )
         yield pa.table(
             {
                 "key": batch.column("key").cast(pa.string()),
@@ -138,6 +149,8 @@ def _predicted(
                 "label": [None if a else b for a, b in zip(abstained, best, strict=True)],
                 "best_label": best,
                 "probability": probability.astype(np.float64),
+                "margin": margin.astype(np.float64),
+                "labelled_similarity": similarity,
                 "abstained": abstained,
                 "model_fingerprint": [classifier.fingerprint] * count,
                 "snapshot_version": pa.array([snapshot_version] * count, pa.int64()),
@@ -146,6 +159,11 @@ def _predicted(
             },
             schema=PREDICTIONS_SCHEMA,
         )
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def label_counts(predictions: PredictionsTable) -> dict[str, int]:

@@ -56,6 +56,10 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("label", pa.string()),  # null when abstained
         pa.field("best_label", pa.string()),  # the most probable label, abstained or not
         pa.field("probability", pa.float64()),  # of best_label
+        # best_label's probability less the next label's: small when the classifier hesitates
+        pa.field("margin", pa.float64()),
+        # cosine to the nearest labelled file of the set: small for sounds unlike any example
+        pa.field("labelled_similarity", pa.float64()),
         pa.field("abstained", pa.bool_()),
         pa.field("model_fingerprint", pa.string()),
         pa.field("snapshot_version", pa.int64()),
@@ -84,11 +88,14 @@ class Classifier:
         """The label set's labels the model can predict, in its output order."""
         return [str(c) for c in self.model.classes_]
 
-    def predict(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """The most probable label of each embedding [n, 2048] and its probability."""
+    def predict(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The most probable label of each embedding [n, 2048], its probability, and its margin
+        over the next most probable label."""
         probabilities = self.model.predict_proba(embeddings)
+        ranked = np.sort(probabilities, axis=1)
         best = probabilities.argmax(axis=1)
-        return [self.labels[i] for i in best], probabilities[np.arange(len(best)), best]
+        margin = ranked[:, -1] - (ranked[:, -2] if ranked.shape[1] > 1 else 0.0)
+        return [self.labels[i] for i in best], ranked[:, -1], margin
 
 
 def model_fingerprint(
@@ -141,6 +148,27 @@ class ClassifierStore:
             storage_options=self.storage_options,
         )
         return True
+
+    def history(self, label_set: str) -> list[dict]:
+        """Every classifier of ``label_set``, oldest first (no model is unpickled): trained_at
+        (ISO 8601), algorithm, clips, macro_f1 and majority_macro_f1 (cross-validated),
+        fingerprint, and the label sets table version it was trained on."""
+        rows = sorted(self._rows(label_set).to_pylist(), key=lambda r: r["trained_at"])
+        history = []
+        for row in rows:
+            evaluation = Evaluation.from_dict(json.loads(row["evaluation"]))
+            history.append(
+                {
+                    "trained_at": row["trained_at"].isoformat(),
+                    "algorithm": evaluation.algorithm,
+                    "clips": evaluation.clips,
+                    "macro_f1": evaluation.macro_f1,
+                    "majority_macro_f1": evaluation.majority_macro_f1,
+                    "fingerprint": row["fingerprint"],
+                    "label_set_version": row["label_set_version"],
+                }
+            )
+        return history
 
     def has(self, label_set: str) -> bool:
         """Whether a classifier of ``label_set`` is stored."""

@@ -8,8 +8,13 @@ GET  /api/spectrogram/{key} a catalogue file's log-mel spectrogram (cached by it
 GET  /api/anomalies         each scanned clip's newest verdict, furthest over threshold first
 GET  /api/anomalies/trend   each machine's scores over the time its clips were recorded
 GET  /api/duplicates        near-duplicate groups and the most isolated files (background pass)
+GET  /api/map               every file as a map point, with what it can be coloured by
 GET  /api/tags              the AudioSet tags (filter suggestions)
 GET  /api/predicted-labels  each label set's predicted labels with file counts (facets)
+GET  /api/label-sets[/{name}] label sets; one's labels and its history (who, when, what)
+POST /api/label-sets/{name}/labels    label files; DELETE: take them out (audited)
+GET  /api/label-sets/{name}/review    the files to hear next (least certain first)
+POST /api/label-sets/{name}/train     retrain in the background; GET .../classifier: history
 POST /api/login             API key -> session cookie (for the page)
 GET  /healthz               liveness, what is loaded, batching counters
 GET  /metrics               Prometheus metrics (same authentication as /api)
@@ -31,7 +36,7 @@ from tasks.serve.auth import Authenticator
 from tasks.serve.dependencies import authenticated
 from tasks.serve.error_responses import add_error_responses
 from tasks.serve.metrics import ObservedRequests, json_access_log
-from tasks.serve.routes import anomalies, catalogue, operations, search, session
+from tasks.serve.routes import anomalies, catalogue, labels, operations, search, session
 from tasks.serve.service import SearchService
 from tasks.serve.upload_guard import UploadGuard
 from tasks.settings import ServeSettings
@@ -68,7 +73,7 @@ def create_app(
 
     app.include_router(operations.router)
     app.include_router(session.router)
-    for concern in (search, catalogue, anomalies):  # each router carries its full paths
+    for concern in (search, catalogue, anomalies, labels):  # each carries its full paths
         app.include_router(concern.router, dependencies=[Depends(authenticated)])
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

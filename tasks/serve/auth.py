@@ -73,19 +73,28 @@ class Authenticator:
             candidate.encode(), self.api_key.encode()
         )
 
-    def check(self, api_key: str | None, session: str | None, authorization: str | None) -> None:
-        """Pass, or raise ``NotAuthenticatedError``."""
+    @property
+    def key_identity(self) -> str:
+        """Who an API key holder is in an audit trail: the key's fingerprint, never the key."""
+        digest = hashlib.sha256((self.api_key or "").encode()).hexdigest()
+        return f"api-key:{digest[:12]}"
+
+    def check(self, api_key: str | None, session: str | None, authorization: str | None) -> str:
+        """Who the caller is (``local`` when no authentication is configured, on loopback;
+        an API key's fingerprint; ``entra:`` and the token's user), or raise
+        ``NotAuthenticatedError``."""
         if not self.required:
-            return
+            return "local"
         if self.key_matches(api_key):
-            return
+            return self.key_identity
         token = self.session_token
         if token and session and hmac.compare_digest(session.encode(), token.encode()):
-            return
+            return self.key_identity
         scheme, _, bearer = (authorization or "").partition(" ")
         if self.entra and scheme.lower() == "bearer" and bearer:
-            self._check_entra_token(bearer.strip())
-            return
+            claims = self._check_entra_token(bearer.strip())
+            user = claims.get("preferred_username") or claims.get("oid") or claims.get("sub")
+            return f"entra:{user}"
         raise NotAuthenticatedError(
             "send X-API-Key, log in on the page, or send an Entra ID bearer token"
         )
@@ -101,13 +110,13 @@ class Authenticator:
         )
         return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=10)
 
-    def _check_entra_token(self, token: str) -> None:
+    def _check_entra_token(self, token: str) -> dict:
         import jwt
 
         tenant = self.settings.serve_entra_tenant_id
         try:
             key = self._signing_keys.get_signing_key_from_jwt(token)
-            jwt.decode(
+            return jwt.decode(
                 token,
                 key.key,
                 algorithms=["RS256"],

@@ -32,15 +32,24 @@ Auth = Annotated[Authenticator, Depends(authenticator)]
 
 
 def authenticated(request: Request, auth: Auth) -> None:
-    """401 unless the request carries the API key, a session cookie or a bearer token."""
+    """401 unless the request carries the API key, a session cookie or a bearer token; who
+    the caller is goes to ``request.state.identity`` (audit trails record it)."""
     try:
-        auth.check(
+        request.state.identity = auth.check(
             request.headers.get(API_KEY_HEADER),
             request.cookies.get(SESSION_COOKIE),
             request.headers.get("authorization"),
         )
     except NotAuthenticatedError as error:
         raise HTTPException(401, str(error), {"WWW-Authenticate": "Bearer"}) from None
+
+
+def caller(request: Request) -> str:
+    """Who sent the request, as ``authenticated`` found (``local`` without authentication)."""
+    return getattr(request.state, "identity", "local")
+
+
+Caller = Annotated[str, Depends(caller)]
 
 
 def request_deadline(request: Request, service: Service) -> Deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,19 +20,33 @@ import pyarrow.compute as pc
 from tasks.anomaly.trends import MAX_TREND_POINTS, TrendPoint, machine_trends
 from tasks.audio.decode import DecodedAudio, check_size, decode_bounded
 from tasks.audio.errors import TooLongError
+from tasks.classify.labelsets import CatalogueIndex, LabelChange, LabelSet, check_name
 from tasks.classify.predicted_labels import predicted_label_filter
+from tasks.classify.review import ReviewItem
 from tasks.errors import UserError
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
 from tasks.model.front_end import LogMelPicture, log_mel_picture
-from tasks.resources import anomaly_store, locate, open_catalogue, open_index
+from tasks.resources import (
+    anomaly_store,
+    classifier_store,
+    label_sets,
+    locate,
+    map_store,
+    open_catalogue,
+    open_index,
+    predictions_table,
+)
 from tasks.search.catalogue import CatalogueItem
 from tasks.search.duplicates import file_vectors
+from tasks.search.examples import check_examples, combined_vector
 from tasks.search.query import QueryAudio, embedding_vector, query_vector, read_blob_query
 from tasks.serve.admission import Admission, Deadline
 from tasks.serve.batching import MicroBatcher
+from tasks.serve.map_view import MapBody, MapViews, build_map_body
 from tasks.serve.metrics import ServiceMetrics, read_or_nan
 from tasks.serve.neighbours import NeighboursJobs, NeighboursState
+from tasks.serve.retraining import Retrained, RetrainJobs
 from tasks.storage.sources import file_uri_path
 
 if TYPE_CHECKING:
@@ -108,6 +123,9 @@ class SearchService:
         self.picture_limits = embedder.limits.model_copy(
             update={"max_duration_seconds": settings.serve_max_spectrogram_seconds}
         )
+        self.map_store = map_store(settings)
+        self.map_views = MapViews(self._map_state, self._build_map)
+        self.retraining = RetrainJobs(self._retrain)
         self.neighbours = NeighboursJobs(
             lambda: file_vectors(self.catalogue.snapshot), lambda: self.indexes[False]
         )
@@ -154,14 +172,38 @@ class SearchService:
         query may be (from its header, before decoding)."""
         deadline = deadline or self.deadline()
         with self.admission.admitted():
-            return self._search(audio, options, deadline)
+            return self._search([audio], options, deadline)
 
     def search_catalogue(self, key_or_path: str, options: SearchOptions) -> SearchAnswer:
         """Search with a file of the catalogue (its stored vector: no forward pass)."""
+        return self._search([self._catalogue_file(key_or_path)], options)
+
+    def search_examples(
+        self,
+        liked: Sequence[str],
+        unliked: Sequence[str] = (),
+        options: SearchOptions | None = None,
+        upload: QueryAudio | None = None,
+        deadline: Deadline | None = None,
+    ) -> SearchAnswer:
+        """Search like these, unlike those: catalogue files by key or path (their stored
+        vectors), and an ``upload`` liked too (embedded, bounded as any upload is). The
+        catalogue examples are left out of the hits."""
+        options = options or SearchOptions()
+        check_examples(len(liked) + (upload is not None), len(unliked))
+        liked_files = [self._catalogue_file(reference) for reference in liked]
+        unliked_files = [self._catalogue_file(reference) for reference in unliked]
+        if upload is None:
+            return self._search(liked_files, options, None, unliked_files)
+        deadline = deadline or self.deadline()
+        with self.admission.admitted():
+            return self._search([upload, *liked_files], options, deadline, unliked_files)
+
+    def _catalogue_file(self, key_or_path: str) -> CatalogueItem:
         item = self.catalogue.find(key_or_path)
         if item is None:
             raise NotInCatalogueError(f"{key_or_path}: not a key or path of the catalogue")
-        return self._search(item, options)
+        return item
 
     def search_blob(
         self, url: str, options: SearchOptions, deadline: Deadline | None = None
@@ -171,7 +213,7 @@ class SearchService:
         with self.admission.admitted():
             audio = read_blob_query(url, self.settings, self.settings.serve_max_upload_bytes)
             deadline.check("reading the blob")
-            return self._search(audio, options, deadline)
+            return self._search([audio], options, deadline)
 
     def deadline(self) -> Deadline:
         """A request's deadline, starting now."""
@@ -179,24 +221,42 @@ class SearchService:
 
     def _search(
         self,
-        query: QueryAudio | CatalogueItem,
+        liked: Sequence[QueryAudio | CatalogueItem],
         options: SearchOptions,
         deadline: Deadline | None = None,
+        unliked: Sequence[CatalogueItem] = (),
     ) -> SearchAnswer:
+        """One query, or several examples combined into one vector (tasks.search.examples);
+        with several, the catalogue examples are not hits."""
         start = time.perf_counter()
-        vector = query_vector(
-            query,
-            self.catalogue,
-            options.segments,
-            lambda audio: self._embed(audio, options, deadline or self.deadline()),
-        )
+
+        def vector_of(query: QueryAudio | CatalogueItem) -> np.ndarray:
+            return query_vector(
+                query,
+                self.catalogue,
+                options.segments,
+                lambda audio: self._embed(audio, options, deadline or self.deadline()),
+            )
+
+        liked_vectors = [vector_of(query) for query in liked]
+        if len(liked) == 1 and not unliked:
+            vector, examples = liked_vectors[0], set()
+        else:
+            vector = combined_vector(
+                np.stack(liked_vectors),
+                np.stack([vector_of(query) for query in unliked]) if unliked else None,
+            )
+            examples = {q.key for q in [*liked, *unliked] if isinstance(q, CatalogueItem)}
         embedded = time.perf_counter()
         hits = self.indexes[options.segments].search(
-            vector, k=options.top, where=options.where, per_file=options.per_file
+            vector, k=options.top + len(examples), where=options.where, per_file=options.per_file
         )
-        name = query.name if isinstance(query, QueryAudio) else query.path
+        hits = [hit for hit in hits if hit.key not in examples][: options.top]
         return SearchAnswer(
-            name, hits, (embedded - start) * 1000, (time.perf_counter() - embedded) * 1000
+            _query_name(liked, unliked),
+            hits,
+            (embedded - start) * 1000,
+            (time.perf_counter() - embedded) * 1000,
         )
 
     def _embed(self, audio: QueryAudio, options: SearchOptions, deadline: Deadline) -> np.ndarray:
@@ -284,6 +344,34 @@ class SearchService:
         background (see tasks.serve.neighbours): the answer, or how far the pass is."""
         return self.neighbours.state(self.catalogue.snapshot.version(), threshold, isolated)
 
+    def catalogue_map(self) -> MapBody | None:
+        """The map's points and what they can be coloured by (None before the first map)."""
+        return self.map_views.body()
+
+    def _map_state(self) -> tuple:
+        """The versions of every table the map's body is built from."""
+        names = label_sets(self.settings).names()
+        return (
+            self.map_store.points.version(),
+            self.catalogue.snapshot.version(),
+            self.anomalies_store.results_version(),
+            tuple((n, predictions_table(self.settings, n).version()) for n in names),
+        )
+
+    def _build_map(self) -> MapBody | None:
+        predicted = {}
+        for name in label_sets(self.settings).names():
+            rows = predictions_table(self.settings, name).read(columns=["key", "label"])
+            predicted[name] = {
+                key: label or "abstained"
+                for key, label in zip(
+                    rows["key"].to_pylist(), rows["label"].to_pylist(), strict=True
+                )
+            }
+        return build_map_body(
+            self.map_store, self.catalogue.snapshot, self.anomalies_store, predicted
+        )
+
     def latest_anomalies(self, limit: int, only_anomalies: bool = False) -> list[dict]:
         """Each scanned clip's newest verdict, the furthest above its threshold first."""
         rows = self.anomalies_store.latest_verdicts()
@@ -306,11 +394,79 @@ class SearchService:
         recorded_at = self.catalogue.recorded_at(verdicts["key"].to_pylist())
         return machines, machine_trends(verdicts, recorded_at, machine, since, until, limit)
 
+    def label_set_names(self) -> list[str]:
+        return label_sets(self.settings).names()
+
+    def label_set(self, name: str) -> tuple[LabelSet | None, list[LabelChange]]:
+        """Label set ``name`` (None before its first label) and its recorded changes, newest
+        first."""
+        sets = label_sets(self.settings)
+        check_name(name)
+        found = sets.read(name) if name in sets.names() else None
+        return found, sets.history(name)
+
+    def change_labels(
+        self,
+        name: str,
+        who: str,
+        add: dict[str, str] | None = None,
+        remove: Sequence[str] = (),
+        relabel: bool = False,
+    ) -> LabelChange:
+        """Label catalogue files (by key or path) or take them out of label set ``name``, as
+        ``who`` (``LabelSets.change``: one new table version, refused whole with the reason)."""
+        files = [*(add or {}), *remove]
+        items = [self.catalogue.find(file) for file in files]
+        unknown = [file for file, item in zip(files, items, strict=True) if item is None]
+        if unknown:
+            raise NotInCatalogueError(f"not in the catalogue: {', '.join(unknown)}")
+        known = CatalogueIndex(
+            {file: item.key for file, item in zip(files, items, strict=True)},
+            {item.key: item.path for item in items},
+        )
+        change = label_sets(self.settings).change(name, known, who, add, remove, relabel)
+        due = self.settings.classify_retrain_after_labels
+        if change.version is not None and due and (self.labels_since_training(name) or 0) >= due:
+            self.retraining.start(name)
+        return change
+
+    def labels_since_training(self, name: str) -> int | None:
+        """Labels given or taken back since the set's classifier was trained (None: no
+        classifier yet)."""
+        trained = classifier_store(self.settings).history(name)
+        if not trained:
+            return None
+        trained_on = trained[-1]["label_set_version"]
+        return sum(
+            len(change.added) + len(change.removed)
+            for change in label_sets(self.settings).history(name)
+            if change.version is not None and change.version > trained_on
+        )
+
+    def classifier_history(self, name: str) -> list[dict]:
+        """Every classifier trained for label set ``name``, oldest first: when, on how many
+        clips, and its cross-validated macro-F1 (and the majority baseline's)."""
+        return classifier_store(self.settings).history(name)
+
+    def _retrain(self, name: str) -> Retrained:
+        from tasks.steps.classify import fit_classifier, label_catalogue
+
+        store = classifier_store(self.settings)
+        before = store.latest(name).evaluation if store.has(name) else None
+        classifier, _, stored = fit_classifier(self.settings, name)
+        result = label_catalogue(self.settings, name, f"retrain-{classifier.fingerprint}")
+        return Retrained(before, classifier.evaluation, stored, result.predicted)
+
+    def review_queue(self, name: str, size: int) -> list[ReviewItem]:
+        """The files to hear next for label set ``name`` (tasks.classify.review)."""
+        from tasks.steps.classify import review_labels
+
+        return review_labels(self.settings, name, size)
+
     def predicted_labels(self) -> dict[str, dict[str, int]]:
         """Each label set's predicted labels and how many files carry them (abstentions
         left out): the page's facets."""
         from tasks.classify.predict import ABSTAINED, label_counts
-        from tasks.resources import label_sets, predictions_table
 
         facets = {}
         for name in label_sets(self.settings).names():
@@ -334,6 +490,17 @@ class SearchService:
             "largest_batch": stats.largest_batch,
             "queries_in_hand": self.admission.in_hand,
         }
+
+
+def _query_name(
+    liked: Sequence[QueryAudio | CatalogueItem], unliked: Sequence[CatalogueItem]
+) -> str:
+    """How a search's query is shown: its file, or its examples."""
+    names = [q.name if isinstance(q, QueryAudio) else q.path for q in liked]
+    shown = names[0] if len(names) == 1 else "like " + ", ".join(names)
+    if unliked:
+        shown += ", unlike " + ", ".join(q.path for q in unliked)
+    return shown
 
 
 _VERDICT_ORDER = {"anomaly": 0, "silent": 1, "normal": 2}

@@ -1,4 +1,5 @@
-"""The steps of the search flow: the query's vector, then the index's answer."""
+"""The steps of the search flow: the query's vector (of one query, or of several examples),
+then the index's answer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.index.filters import SearchFilter
 from tasks.index.interface import SearchHit
 from tasks.resources import open_catalogue, open_index
+from tasks.search.examples import check_examples, combined_vector
 from tasks.search.query import QueryAudio, embedding_vector, query_vector, resolve_query
 from tasks.settings import Settings
 
@@ -32,6 +34,39 @@ def embed_query(query: str, settings: Settings, segments: bool = False) -> np.nd
     return query_vector(resolved, catalogue, segments, embed)
 
 
+@task(name="embed-examples", cache_policy=NO_CACHE)
+def embed_examples(
+    liked: list[str], unliked: list[str], settings: Settings, segments: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """One vector for "like these, unlike those" (tasks.search.examples), each example named
+    as ``embed_query`` takes them; and the keys of the catalogue files among the examples,
+    which are not matches."""
+    check_examples(len(liked), len(unliked))
+    catalogue = open_catalogue(settings)
+    embedder = None
+
+    def embed(audio: QueryAudio) -> np.ndarray:
+        nonlocal embedder
+        if embedder is None:  # loaded once, and only when an example is audio
+            from tasks.model.embedder import load_embedder
+
+            embedder = load_embedder(settings.model_settings(), settings.audio_limits())
+        return embedding_vector(embedder.embed_file(audio.name, audio.data), segments)
+
+    def vectors(examples: list[str]) -> tuple[np.ndarray | None, list[str]]:
+        resolved = [
+            resolve_query(example, catalogue, settings, settings.max_file_bytes)
+            for example in examples
+        ]
+        keys = [r.key for r in resolved if not isinstance(r, QueryAudio)]
+        found = [query_vector(r, catalogue, segments, embed) for r in resolved]
+        return (np.stack(found) if found else None), keys
+
+    liked_vectors, liked_keys = vectors(liked)
+    unliked_vectors, unliked_keys = vectors(unliked)
+    return combined_vector(liked_vectors, unliked_vectors), [*liked_keys, *unliked_keys]
+
+
 @task(name="search-index", cache_policy=NO_CACHE)
 def search_index(
     vector: np.ndarray,
@@ -40,6 +75,12 @@ def search_index(
     settings: Settings,
     segments: bool = False,
     per_file: int = 1,
+    leave_out: list[str] | None = None,
 ) -> list[SearchHit]:
-    """The ``top`` nearest files, or segments (at most ``per_file`` a file), in the index."""
-    return open_index(settings, segments).search(vector, k=top, where=where, per_file=per_file)
+    """The ``top`` nearest files, or segments (at most ``per_file`` a file), in the index;
+    files of ``leave_out`` (keys) are not matches."""
+    left_out = set(leave_out or ())
+    hits = open_index(settings, segments).search(
+        vector, k=top + len(left_out), where=where, per_file=per_file
+    )
+    return [hit for hit in hits if hit.key not in left_out][:top]

@@ -160,3 +160,47 @@ def test_duplicates_groups_copies_and_lists_the_most_isolated(
     isolated = found.output.split("Most isolated files")[1]
     listed = [line for line in isolated.splitlines() if "│" in line and "/" in line]
     assert len(listed) == 2  # --isolated 2
+
+
+def test_labels_add_remove_and_history_from_the_command_line(
+    catalogue: Path, checkpoint: Path
+) -> None:
+    runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    added = runner.invoke(
+        app, ["labels", "add", "kind", "tonal", "tones/a440.wav", "tones/a220.flac", "--by", "ann"]
+    )
+    assert added.exit_code == 0, added.output
+    assert "2 labelled, 0 taken out by ann; table version" in added.output
+    refused = runner.invoke(app, ["labels", "add", "kind", "noise", "tones/a440.wav"])
+    assert refused.exit_code == 2
+    assert "tones/a440.wav is labelled 'tonal' in kind" in refused.output
+    unknown = runner.invoke(app, ["labels", "add", "kind", "x", "nowhere/x.wav"])
+    assert unknown.exit_code == 2 and "'nowhere/x.wav' is not in the catalogue" in unknown.output
+    removed = runner.invoke(app, ["labels", "remove", "kind", "tones/a220.flac", "--by", "ben"])
+    assert removed.exit_code == 0 and "0 labelled, 1 taken out by ben" in removed.output
+    history = runner.invoke(app, ["labels", "history", "kind"])
+    assert history.exit_code == 0, history.output
+    rows = [
+        line
+        for line in history.output.splitlines()
+        if "│" in line and ("ann" in line or "ben" in line)
+    ]
+    assert [("ben" in r, "ann" in r) for r in rows] == [(True, False), (False, True)]
+
+
+def test_search_like_these_unlike_those_from_the_command_line(
+    catalogue: Path, checkpoint: Path
+) -> None:
+    runner.invoke(app, ["ingest", str(catalogue), "--checkpoint", str(checkpoint)])
+    found = runner.invoke(
+        app,
+        ["search", "--like", "tones/a440.wav", "--like", "tones/a220.flac",
+         "--unlike", "noise/white.ogg", "--checkpoint", str(checkpoint)],
+    )  # fmt: skip
+    assert found.exit_code == 0, found.output
+    rows = "\n".join(line for line in found.output.splitlines() if line.startswith("│"))
+    paths = ("tones/a440.wav", "tones/a220.flac", "noise/white.ogg", "machines/ticker.wav")
+    listed = {p for p in (*paths, "sweeps/chirp.mp3") if f" {p} " in rows}
+    assert listed == {"machines/ticker.wav", "sweeps/chirp.mp3"}
+    nothing = runner.invoke(app, ["search", "--unlike", "tones/a440.wav"])
+    assert nothing.exit_code == 2 and "--like" in nothing.output

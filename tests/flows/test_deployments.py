@@ -63,6 +63,7 @@ def test_every_flow_is_deployed_with_its_schedule(deployments: dict) -> None:
         "anomaly-scan",
         "search",
         "refresh-index",
+        "update-map",
         "weekly-maintain",
         "classify",
         "train-classifier",

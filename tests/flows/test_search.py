@@ -72,3 +72,44 @@ def test_a_query_may_name_a_catalogue_file_by_path_or_key(
     assert segments[0].path == "noise/white.ogg" and segments[0].start_seconds is not None
     with pytest.raises(QueryNotFoundError, match=r"noise/none\.ogg"):
         search(query="noise/none.ogg")
+
+
+def test_like_these_unlike_those_ranks_by_the_combined_vector_without_the_examples(
+    catalogue: Path, stores: dict[str, str]
+) -> None:
+    import numpy as np
+
+    from tasks.resources import open_catalogue
+    from tasks.search.examples import combined_vector
+    from tasks.settings import Settings
+
+    ingest(source=str(catalogue))
+    files = open_catalogue(Settings())
+    hits = search(query="tones/a440.wav", like=["tones/a220.flac"], unlike=["noise/white.ogg"])
+    paths = [h.path for h in hits]
+    assert sorted(paths) == ["machines/ticker.wav", "sweeps/chirp.mp3"]  # examples left out
+
+    def vector(path: str) -> np.ndarray:
+        return files.file_vector(files.find(path).key)
+
+    query = combined_vector(
+        np.stack([vector("tones/a440.wav"), vector("tones/a220.flac")]),
+        np.stack([vector("noise/white.ogg")]),
+    )
+    for hit in hits:  # each score is the hit's cosine to the combined vector
+        found = vector(hit.path)
+        expected = float(found @ query / np.linalg.norm(found) / np.linalg.norm(query))
+        assert hit.score == pytest.approx(expected, abs=1e-4)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+    # a local file is audio to embed, not a catalogue file: it is no example to leave out
+    local = search(query=str(catalogue / "tones/a220.flac"), like=["tones/a440.wav"])
+    assert "tones/a440.wav" not in {h.path for h in local}
+    assert "tones/a220.flac" in {h.path for h in local}
+
+
+def test_a_search_with_nothing_to_sound_like_is_refused(stores: dict[str, str]) -> None:
+    from tasks.search.examples import ExamplesError
+
+    with pytest.raises(ExamplesError, match="at least one example"):
+        search(unlike=["tones/a440.wav"])

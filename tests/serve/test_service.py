@@ -295,3 +295,44 @@ def test_duplicates_are_worked_out_in_the_background_then_kept(served: Served) -
     everything = _checked(ask(0.0)).json()
     assert [len(g["paths"]) for g in everything["groups"]] == [5]
     assert httpx.get(f"{served.url}/api/duplicates", params={"threshold": 2}).status_code == 422
+
+
+def test_a_search_from_examples_leaves_them_out_and_names_them(served: Served) -> None:
+    params = [
+        ("like", "tones/a440.wav"),
+        ("like", "tones/a220.flac"),
+        ("unlike", "noise/white.ogg"),
+    ]
+    answer = _checked(httpx.get(f"{served.url}/api/search", params=params)).json()
+    paths = {hit["path"] for hit in answer["hits"]}
+    assert paths == {"machines/ticker.wav", "sweeps/chirp.mp3"}
+    assert answer["query"] == "like tones/a440.wav, tones/a220.flac, unlike noise/white.ogg"
+    scores = [hit["score"] for hit in answer["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    # key= (or path=) counts as a liked example; an upload is one too
+    keyed = httpx.get(
+        f"{served.url}/api/search",
+        params=[
+            ("path", "tones/a440.wav"),
+            ("like", "tones/a220.flac"),
+            ("unlike", "noise/white.ogg"),
+        ],
+    )
+    assert _checked(keyed).json()["hits"] == answer["hits"]
+    uploaded = upload(served, "tones/a440.wav", like="tones/a220.flac")
+    hits = [hit["path"] for hit in _checked(uploaded).json()["hits"]]
+    assert "tones/a220.flac" not in hits and "tones/a440.wav" in hits  # the upload is no file
+
+
+def test_a_search_from_examples_is_refused_with_the_reason(served: Served) -> None:
+    unliked_only = httpx.get(f"{served.url}/api/search", params={"unlike": "tones/a440.wav"})
+    assert unliked_only.status_code == 400
+    assert "at least one example" in unliked_only.json()["detail"]
+    unknown = httpx.get(f"{served.url}/api/search", params={"like": "nowhere/x.wav"})
+    assert unknown.status_code == 404 and "nowhere/x.wav" in unknown.json()["detail"]
+    too_many = httpx.get(f"{served.url}/api/search", params=[("like", "tones/a440.wav")] * 21)
+    assert too_many.status_code == 400 and "at most 20" in too_many.json()["detail"]
+    with_url = httpx.get(
+        f"{served.url}/api/search", params={"url": "az://c/x.wav", "like": "tones/a440.wav"}
+    )
+    assert with_url.status_code == 422

@@ -4,6 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 let queryFile = null;
+// Examples a search grows by ("More like this" / "Less like this"): catalogue files {key, path}.
+const examples = { like: [], unlike: [] };
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -58,7 +60,70 @@ function options() {
   return form;
 }
 
+// The label set being labelled from the hits: its name, version and labels (key -> label).
+const labelling = { name: "", version: null, labels: {}, counts: {} };
+let lastAnswer = null;
+
+async function loadLabelSet() {
+  labelling.name = $("label-set").value.trim();
+  if (!labelling.name) {
+    Object.assign(labelling, { version: null, labels: {}, counts: {} });
+    $("label-set-status").textContent = "";
+  } else {
+    try {
+      const set = await api(`/api/label-sets/${encodeURIComponent(labelling.name)}`);
+      Object.assign(labelling, { version: set.version, labels: set.labels, counts: set.counts });
+      const counts = Object.entries(set.counts).map(([label, n]) => `${label} ${n}`).join(", ");
+      $("label-set-status").textContent = set.version == null ? `${labelling.name}: a new label set, made by its first label` : `${labelling.name}: version ${set.version} · ${counts || "no labels"}`;
+      $("label-set-status").dataset.version = set.version ?? "";
+    } catch (error) {
+      $("label-set-status").textContent = `error: ${error.message}`;
+    }
+  }
+  if (lastAnswer) showResults(lastAnswer);
+}
+
+async function loadLabelSetNames() {
+  try {
+    const names = await api("/api/label-sets");
+    $("label-set-names").replaceChildren(...names.map((name) => element("option", { value: name })));
+  } catch (_) { /* shown when the user acts */ }
+}
+
+async function changeLabel(method, hit, label) {
+  const name = encodeURIComponent(labelling.name);
+  try {
+    if (method === "POST") {
+      await api(`/api/label-sets/${name}/labels`, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label, files: [hit.key] }) });
+    } else {
+      await api(`/api/label-sets/${name}/labels?file=${encodeURIComponent(hit.key)}`, { method });
+    }
+  } catch (error) {
+    $("label-set-status").textContent = `error: ${error.message}`;
+    return;
+  }
+  loadLabelSetNames();
+  await loadLabelSet();
+}
+
+// On a hit: its label in the set being labelled (× takes it out), or a box to give one.
+function labelControl(hit) {
+  if (!labelling.name) return element("span");
+  const given = labelling.labels[hit.key];
+  if (given) {
+    return element("span", { class: "chip labelled", title: `labelled ${given} in ${labelling.name}` }, `${labelling.name}=${given} `,
+      element("button", { type: "button", title: "take the label back", onclick: () => changeLabel("DELETE", hit) }, "×"));
+  }
+  const input = element("input", { type: "text", class: "label-value", list: "label-values", placeholder: "label", size: "10" });
+  const give = () => { if (input.value.trim()) changeLabel("POST", hit, input.value.trim()); };
+  input.addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); give(); } });
+  return element("span", { class: "label-form" }, input, element("button", { type: "button", class: "give-label", onclick: give }, "Label"));
+}
+
 function showResults(answer) {
+  lastAnswer = answer;
+  searchHits = answer.hits.map((hit) => hit.key);
+  $("label-values").replaceChildren(...Object.keys(labelling.counts).map((label) => element("option", { value: label })));
   const list = $("results");
   list.replaceChildren();
   $("search-status").textContent = `${answer.hits.length} matches for ${answer.query} · query vector ${answer.embed_ms} ms, index ${answer.search_ms} ms`;
@@ -74,10 +139,11 @@ function showResults(answer) {
       element("span", { class: "rank" }, `${i + 1}`),
       element("div", {},
         element("div", { class: "path" }, hit.path),
-        element("div", { class: "meta" }, `${seconds(hit.duration_seconds)}${where}`, " ", chips)),
+        element("div", { class: "meta" }, `${seconds(hit.duration_seconds)}${where}`, " ", chips, " ", labelControl(hit))),
       element("div", { class: "actions" },
         element("span", { class: "score", title: "cosine similarity" }, scoreBar(hit.score), hit.score.toFixed(3)),
-        element("button", { type: "button", title: "search with this file", onclick: () => { $("query-ref").value = hit.key; queryFile = null; search(); } }, "More like this")),
+        element("button", { type: "button", class: "more", title: "add to the query: the matches should sound like this too", onclick: () => addExample("like", hit) }, "More like this"),
+        element("button", { type: "button", class: "less", title: "add to the query: the matches should not sound like this", onclick: () => addExample("unlike", hit) }, "Less like this")),
       spectrogram(hit.key, hit.start_seconds, hit.end_seconds == null ? null : hit.end_seconds - hit.start_seconds),
       player(hit.audio_url, hit.start_seconds)));
   });
@@ -128,9 +194,38 @@ function spectrogram(key, start, length) {
   return box;
 }
 
+function addExample(kind, hit) {
+  for (const list of Object.values(examples)) {
+    const at = list.findIndex((e) => e.key === hit.key);
+    if (at >= 0) list.splice(at, 1);
+  }
+  examples[kind].push({ key: hit.key, path: hit.path });
+  showExamples();
+  search();
+}
+
+function showExamples() {
+  const chips = [];
+  for (const kind of ["like", "unlike"]) {
+    examples[kind].forEach((example, i) => chips.push(element("span", { class: `chip example ${kind}`, "data-key": example.key },
+      `${kind === "like" ? "like" : "unlike"} ${example.path} `,
+      element("button", { type: "button", title: "take it out of the query", onclick: () => { examples[kind].splice(i, 1); showExamples(); search(); } }, "×"))));
+  }
+  if (chips.length) chips.push(element("button", { type: "button", class: "link", onclick: () => { clearExamples(); search(); } }, "clear examples"));
+  $("examples").replaceChildren(...chips);
+  $("examples").hidden = chips.length === 0;
+}
+
+function clearExamples() {
+  examples.like.length = 0;
+  examples.unlike.length = 0;
+  showExamples();
+}
+
 async function search(event) {
   if (event) event.preventDefault();
   const form = options();
+  for (const kind of ["like", "unlike"]) for (const example of examples[kind]) form.append(kind, example.key);
   $("search-status").textContent = "searching…";
   try {
     let answer;
@@ -142,6 +237,8 @@ async function search(event) {
     } else if ($("query-ref").value.trim()) {
       const reference = $("query-ref").value.trim();
       form.set(/^[0-9a-f]{64}$/.test(reference) ? "key" : (/^(az|https?):\/\//.test(reference) ? "url" : "path"), reference);
+      answer = await api(`/api/search?${form}`);
+    } else if (examples.like.length) {
       answer = await api(`/api/search?${form}`);
     } else {
       $("search-status").textContent = "drop or pick an audio file, or name a file of the catalogue";
@@ -158,6 +255,7 @@ async function search(event) {
 
 function useFile(file) {
   queryFile = file;
+  clearExamples();
   $("query-ref").value = "";
   $("drop-hint").replaceChildren("Query: ", element("b", {}, file.name), " · drop or ", element("label", { for: "query-file", class: "link" }, "pick"), " another");
   const preview = $("query-player");
@@ -329,7 +427,11 @@ function show(view) {
   $("view-search").hidden = view !== "search";
   $("view-anomalies").hidden = view !== "anomalies";
   $("view-duplicates").hidden = view !== "duplicates";
+  $("view-map").hidden = view !== "map";
+  $("view-review").hidden = view !== "review";
+  if (view === "review") loadReviewSets();
   if (view === "duplicates") loadDuplicates();
+  if (view === "map") loadMap();
   if (view === "anomalies") { loadAnomalies(); loadTrend(); }
 }
 
@@ -337,7 +439,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
   $("search-form").addEventListener("submit", search);
   $("query-file").addEventListener("change", () => { if ($("query-file").files[0]) useFile($("query-file").files[0]); });
-  $("query-ref").addEventListener("input", () => { queryFile = null; });
+  $("query-ref").addEventListener("input", () => { queryFile = null; clearExamples(); });
   const drop = $("drop");
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -350,6 +452,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refresh-anomalies").addEventListener("click", () => { loadAnomalies(); loadTrend(); });
   $("trend-machine").addEventListener("change", loadTrend);
   $("duplicates-form").addEventListener("submit", loadDuplicates);
+  $("label-set").addEventListener("change", loadLabelSet);
   $("trend-since").addEventListener("change", loadTrend);
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -362,9 +465,12 @@ document.addEventListener("DOMContentLoaded", () => {
       $("login-error").textContent = error.message;
     }
   });
-  if (location.hash === "#anomalies") show("anomalies");
+  const fromHash = () => { if (["#search", "#anomalies", "#map", "#duplicates", "#review"].includes(location.hash)) show(location.hash.slice(1)); };
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
   loadTags();
   loadFacets();
+  loadLabelSetNames();
   fetch("/healthz").then((r) => r.json()).then((health) => {
     $("health").textContent = `${health.files_indexed.toLocaleString()} files indexed · ${health.model} on ${health.device}${health.official_checkpoint ? "" : " · random/unofficial weights"}`;
   }).catch(() => {});

@@ -102,6 +102,33 @@ def duplicates(
     return JSONResponse(body.model_dump(), status_code=500 if state.status == "failed" else 200)
 
 
+@router.get(
+    "/map",
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        404: {"description": "No catalogue map yet"},
+    },
+)
+def catalogue_map(request: Request, service: Service) -> Response:
+    """Every file of the catalogue map: ``keys``, ``paths``, ``x`` and ``y`` (-1..1) in one
+    order, and under ``colour_by`` each way to colour them (``folder``, ``tag``, ``verdict``,
+    ``predicted:<label set>``): ``values`` (the most common first), their ``counts``, and a
+    ``codes`` entry per file (-1: none). Gzipped when the client accepts it; 304 on a matching
+    If-None-Match. 404 before the first map (``audio-embeddings map`` or an ingest makes it)."""
+    body = service.catalogue_map()
+    if body is None:
+        raise HTTPException(
+            404, "no catalogue map yet: an ingest makes it, or run `audio-embeddings map`"
+        )
+    headers = {"ETag": body.etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == body.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(body.gzipped, media_type="application/json", headers=headers)
+    return Response(body.json, media_type="application/json", headers=headers)
+
+
 @router.get("/tags")
 def tags() -> list[str]:
     """The AudioSet class names files can be tagged with."""

@@ -1,4 +1,5 @@
-"""``/api/search``: query by uploaded audio, or by a catalogue file or blob."""
+"""``/api/search``: query by uploaded audio, by a catalogue file or blob, or by examples
+(like these, unlike those)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from tasks.serve.service import SearchOptions
 from tasks.serve.upload_guard import read_limited
 
 router = APIRouter(prefix="/api/search")
+
+LIKE = "A catalogue file (key or path) the matches should sound like (repeatable)"
+UNLIKE = "A catalogue file (key or path) the matches should not sound like (repeatable)"
 
 
 @router.post("", response_model=SearchResponse)
@@ -37,12 +41,20 @@ async def search_upload(
     where: Annotated[
         list[str] | None, Form(deprecated=True, description="Deprecated: use predicted")
     ] = None,
+    like: Annotated[list[str] | None, Form(description=LIKE)] = None,
+    unlike: Annotated[list[str] | None, Form(description=UNLIKE)] = None,
 ) -> SearchResponse:
-    """Search with an uploaded file: decoded by the pipeline's checked decoder."""
+    """Search with an uploaded file: decoded by the pipeline's checked decoder; with ``like``
+    and ``unlike``, the upload is one of the examples."""
     data = await read_limited(file, settings.serve_max_upload_bytes)
     audio = QueryAudio(file.filename or "upload", data)
     options = _options(top, path_prefix, segments, per_file, [tag, label], [predicted, where])
-    answer = await anyio.to_thread.run_sync(service.search_audio, audio, options, deadline)
+    if like or unlike:
+        answer = await anyio.to_thread.run_sync(
+            lambda: service.search_examples(like or [], unlike or [], options, audio, deadline)
+        )
+    else:
+        answer = await anyio.to_thread.run_sync(service.search_audio, audio, options, deadline)
     return SearchResponse.of(answer)
 
 
@@ -68,12 +80,20 @@ def search_by_reference(
     where: Annotated[
         list[str] | None, Query(deprecated=True, description="Deprecated: use predicted")
     ] = None,
+    like: Annotated[list[str] | None, Query(description=LIKE)] = None,
+    unlike: Annotated[list[str] | None, Query(description=UNLIKE)] = None,
 ) -> SearchResponse:
-    """Search with a file of the catalogue (its stored vector) or a blob."""
+    """Search with a file of the catalogue (its stored vector) or a blob; or with examples:
+    ``like`` these catalogue files (``key`` or ``path`` counts as one), ``unlike`` those."""
     given = [name for name, value in (("key", key), ("path", path), ("url", url)) if value]
-    if len(given) != 1:
-        raise HTTPException(422, "give exactly one of key, path or url")
     options = _options(top, path_prefix, segments, per_file, [tag, label], [predicted, where])
+    if like or unlike:
+        if url or len(given) > 1:
+            raise HTTPException(422, "with like or unlike, give at most one of key or path")
+        liked = [*(value for value in (key, path) if value), *(like or [])]
+        return SearchResponse.of(service.search_examples(liked, unlike or [], options))
+    if len(given) != 1:
+        raise HTTPException(422, "give exactly one of key, path or url (or like=)")
     if url:
         return SearchResponse.of(service.search_blob(url, options, deadline))
     return SearchResponse.of(service.search_catalogue(key or path or "", options))
