@@ -38,7 +38,7 @@ MIN_TSNE_FILES = 20
 #: gives 0.10 and the anchor itself 0.16, in benchmarks/map_projection.py) without stacking.
 PLACEMENT_NEIGHBOURS = 5
 PLACEMENT_PULL = 0.1
-#: Neighbours compared by ``neighbour_preservation``.
+#: Neighbours compared by ``placement_preservation``.
 PRESERVATION_NEIGHBOURS = 10
 #: Files a preservation measurement looks at (a seeded sample of those asked about).
 PRESERVATION_SAMPLE = 1_000
@@ -51,7 +51,7 @@ class Projection:
     """A fitted map: ``mean`` and ``components`` [REDUCED_DIMENSIONS, vector size] reduce a
     vector; ``anchors`` [n, REDUCED_DIMENSIONS] are the fit sample reduced, ``anchor_points``
     [n, 2] where the fit put them. ``preservation`` and ``explained`` were measured on the files
-    placed at the fit (see ``neighbour_preservation`` and ``explained_fraction``)."""
+    placed at the fit (see ``placement_preservation`` and ``explained_fraction``)."""
 
     version: int
     method: str
@@ -63,10 +63,6 @@ class Projection:
     anchor_points: np.ndarray
     preservation: float | None
     explained: float
-
-    @property
-    def vector_size(self) -> int:
-        return self.mean.shape[0]
 
     def reduce(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors [n, vector size] in the reduced space [n, REDUCED_DIMENSIONS]."""
@@ -86,7 +82,7 @@ class Projection:
         """Map points [n, 2] of reduced vectors: among the nearest anchors, the nearest weighs
         the most (a file equal to an anchor lands on it). With ``leave_anchors_out``, an anchor
         is placed among the others, as if the fit had not seen it (how a new file like the fit's
-        would land: what ``neighbour_preservation`` at the fit measures)."""
+        would land: what ``placement_preservation`` at the fit measures)."""
         if len(reduced) == 0:
             return np.zeros((0, 2), np.float32)
         k = min(PLACEMENT_NEIGHBOURS, len(self.anchors) - int(leave_anchors_out))

@@ -22,16 +22,7 @@ def embed_query(query: str, settings: Settings, segments: bool = False) -> np.nd
 
     ``query``: a file on this machine, a blob URL, or a path or key of the catalogue (its
     stored vector: no model is loaded)."""
-    catalogue = open_catalogue(settings)
-
-    def embed(audio: QueryAudio) -> np.ndarray:
-        from tasks.model.embedder import load_embedder
-
-        embedder = load_embedder(settings.model_settings(), settings.audio_limits())
-        return embedding_vector(embedder.embed_file(audio.name, audio.data), segments)
-
-    resolved = resolve_query(query, catalogue, settings, settings.max_file_bytes)
-    return query_vector(resolved, catalogue, segments, embed)
+    return _query_vectors([query], settings, segments)[0][0]
 
 
 @task(name="embed-examples", cache_policy=NO_CACHE)
@@ -42,29 +33,32 @@ def embed_examples(
     as ``embed_query`` takes them; and the keys of the catalogue files among the examples,
     which are not matches."""
     check_examples(len(liked), len(unliked))
+    liked_vectors, liked_keys = _query_vectors(liked, settings, segments)
+    unliked_vectors, unliked_keys = _query_vectors(unliked, settings, segments)
+    vector = combined_vector(liked_vectors, unliked_vectors if unliked else None)
+    return vector, [*liked_keys, *unliked_keys]
+
+
+def _query_vectors(
+    queries: list[str], settings: Settings, segments: bool
+) -> tuple[np.ndarray, list[str]]:
+    """The vectors [n, d] of ``queries`` (as ``embed_query`` names them) and the keys of the
+    catalogue files among them; the model is loaded once, and only when a query is audio."""
     catalogue = open_catalogue(settings)
     embedder = None
 
     def embed(audio: QueryAudio) -> np.ndarray:
         nonlocal embedder
-        if embedder is None:  # loaded once, and only when an example is audio
+        if embedder is None:
             from tasks.model.embedder import load_embedder
 
             embedder = load_embedder(settings.model_settings(), settings.audio_limits())
         return embedding_vector(embedder.embed_file(audio.name, audio.data), segments)
 
-    def vectors(examples: list[str]) -> tuple[np.ndarray | None, list[str]]:
-        resolved = [
-            resolve_query(example, catalogue, settings, settings.max_file_bytes)
-            for example in examples
-        ]
-        keys = [r.key for r in resolved if not isinstance(r, QueryAudio)]
-        found = [query_vector(r, catalogue, segments, embed) for r in resolved]
-        return (np.stack(found) if found else None), keys
-
-    liked_vectors, liked_keys = vectors(liked)
-    unliked_vectors, unliked_keys = vectors(unliked)
-    return combined_vector(liked_vectors, unliked_vectors), [*liked_keys, *unliked_keys]
+    resolved = [resolve_query(q, catalogue, settings, settings.max_file_bytes) for q in queries]
+    keys = [r.key for r in resolved if not isinstance(r, QueryAudio)]
+    vectors = [query_vector(r, catalogue, segments, embed) for r in resolved]
+    return (np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)), keys
 
 
 @task(name="search-index", cache_policy=NO_CACHE)
